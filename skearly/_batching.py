@@ -1,0 +1,86 @@
+"""Tokenize once, then cut the token lists into padded batches (random for training, length-sorted for inference)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Encoded:
+    """Token ids of a whole dataset, unpadded: one list of ids (and token types) per row."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    pad_token_id: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def lengths(self) -> np.ndarray:
+        """Number of tokens of each row."""
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self))
+
+
+@dataclass
+class Batch:
+    """A padded batch of rows ``rows`` (indices into the dataset)."""
+
+    rows: np.ndarray
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device``."""
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(self.rows, move(self.input_ids), move(self.attention_mask), move(self.token_type_ids))
+
+
+def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_length: int) -> Encoded:
+    """Tokenize single texts (``second is None``) or text pairs, truncating to ``max_length`` tokens."""
+    if second is None:
+        out = tokenizer(list(first), truncation=True, max_length=max_length)
+    else:
+        out = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
+    return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
+
+
+def collate(encoded: Encoded, rows: np.ndarray) -> Batch:
+    """Pad rows ``rows`` of ``encoded`` to their longest member."""
+    ids = [encoded.input_ids[i] for i in rows]
+    length = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), length), encoded.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), length), dtype=torch.long)
+    types = None if encoded.token_type_ids is None else torch.zeros((len(ids), length), dtype=torch.long)
+    for k, (row, seq) in enumerate(zip(rows, ids, strict=True)):
+        input_ids[k, : len(seq)] = torch.as_tensor(seq)
+        mask[k, : len(seq)] = 1
+        if types is not None:
+            types[k, : len(seq)] = torch.as_tensor(encoded.token_type_ids[row])
+    return Batch(np.asarray(rows), input_ids, mask, types)
+
+
+def shuffled_batches(encoded: Encoded, batch_size: int, generator: np.random.Generator) -> Iterator[Batch]:
+    """Training batches: a fresh random order, cut into ``batch_size`` rows."""
+    order = generator.permutation(len(encoded))
+    for start in range(0, len(order), batch_size):
+        yield collate(encoded, order[start : start + batch_size])
+
+
+def sorted_batches(encoded: Encoded, batch_size: int) -> Iterator[Batch]:
+    """Inference batches of rows of similar length (longest first), to cut padding.
+
+    Callers put results back in the original order through ``Batch.rows``.
+    """
+    order = np.argsort(-encoded.lengths(), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield collate(encoded, order[start : start + batch_size])
+
+
+def n_batches(n_rows: int, batch_size: int) -> int:
+    """Number of batches of at most ``batch_size`` rows."""
+    return -(-n_rows // batch_size)

@@ -1,0 +1,145 @@
+"""Exit criteria: the rule that decides, after each exit head, which rows may stop.
+
+A criterion sees the calibrated class probabilities of the current head for the
+rows still running and returns a boolean mask of rows that exit now. It may keep
+a per-row state tensor (for example a patience counter); the inference engine
+drops the rows of exited samples from that state, so a criterion never needs to
+know which rows have left.
+
+Three criteria ship with skearly:
+
+* :class:`MaxProbability` -- the paper's rule (Schwartz et al., 2020): exit when
+  the calibrated top-class probability reaches ``threshold``.
+* :class:`Entropy` -- DeeBERT's rule (Xin et al., 2020) on a 0-1 scale: exit when
+  ``1 - H(p) / log(n_classes)`` reaches ``threshold``.
+* :class:`Patience` -- PABEE's rule (Zhou et al., 2020): exit when the predicted
+  class has stayed the same for ``patience`` consecutive heads.
+
+For every criterion ``threshold=1.0`` means "never exit early".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "resolve_criterion"]
+
+
+class ExitCriterion:
+    """Base class of exit rules; subclass it and override :meth:`decide` (and :meth:`start` for state).
+
+    Subclasses should be cheap, stateless objects apart from their parameters:
+    the per-row state lives in the tensor returned by :meth:`start`.
+    """
+
+    def start(self, n_rows: int, device: torch.device) -> torch.Tensor | None:
+        """Return the initial per-row state for ``n_rows`` rows (``None`` if the rule keeps none)."""
+        return None
+
+    def decide(
+        self, proba: torch.Tensor, state: torch.Tensor | None, threshold: float
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decide which rows exit after the current head.
+
+        Parameters
+        ----------
+        proba : torch.Tensor of shape (n_rows, n_classes)
+            Calibrated probabilities of the current head for the rows still running.
+        state : torch.Tensor or None
+            The state of those rows (rows of exited samples already removed).
+        threshold : float
+            The estimator's ``threshold`` parameter.
+
+        Returns
+        -------
+        exit_mask : torch.Tensor of bool, shape (n_rows,)
+            True for rows that stop here.
+        state : torch.Tensor or None
+            The updated state, one row per input row.
+        """
+        raise NotImplementedError
+
+    def exits_early(self, threshold: float) -> bool:
+        """Whether any row can leave before the last head (False for ``threshold >= 1``)."""
+        return threshold < 1.0
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
+
+
+class MaxProbability(ExitCriterion):
+    """Exit when the calibrated top-class probability is at least ``threshold`` (Schwartz et al., 2020)."""
+
+    def decide(self, proba, state, threshold):  # noqa: D102 (documented on the base class)
+        return proba.max(dim=1).values >= threshold, state
+
+
+class Entropy(ExitCriterion):
+    """Exit when the normalised confidence ``1 - H(p) / log(n_classes)`` is at least ``threshold`` (DeeBERT)."""
+
+    def decide(self, proba, state, threshold):  # noqa: D102
+        entropy = -(proba * torch.log(proba.clamp_min(1e-12))).sum(dim=1)
+        confidence = 1.0 - entropy / math.log(proba.shape[1])
+        return confidence >= threshold, state
+
+
+class Patience(ExitCriterion):
+    """Exit when ``patience`` consecutive heads predict the same class (PABEE, Zhou et al., 2020).
+
+    The first head sets the prediction with a streak of 1; a row exits at the
+    first head where its streak reaches ``patience``. ``threshold`` only keeps
+    its common meaning: ``threshold >= 1`` disables early exit.
+
+    Parameters
+    ----------
+    patience : int, default=2
+        Number of consecutive agreeing heads needed to exit (>= 1).
+    """
+
+    def __init__(self, patience: int = 2) -> None:
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+            raise ValueError(f"patience must be an int >= 1, got {patience!r}.")
+        self.patience = patience
+
+    def start(self, n_rows, device):  # noqa: D102
+        # column 0: last predicted class (-1 = none yet); column 1: streak length
+        state = torch.zeros((n_rows, 2), dtype=torch.long, device=device)
+        state[:, 0] = -1
+        return state
+
+    def decide(self, proba, state, threshold):  # noqa: D102
+        prediction = proba.argmax(dim=1)
+        same = prediction == state[:, 0]
+        streak = torch.where(same, state[:, 1] + 1, torch.ones_like(state[:, 1]))
+        return streak >= self.patience, torch.stack([prediction, streak], dim=1)
+
+
+_NAMED = {"max_proba": MaxProbability, "entropy": Entropy, "patience": Patience}
+
+
+def resolve_criterion(criterion: str | ExitCriterion) -> ExitCriterion:
+    """Turn the ``exit_criterion`` parameter (a name or an :class:`ExitCriterion`) into an object.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    TypeError
+        For anything that is neither a name nor an :class:`ExitCriterion`.
+    """
+    if isinstance(criterion, ExitCriterion):
+        return criterion
+    if isinstance(criterion, str):
+        if criterion not in _NAMED:
+            raise ValueError(f"exit_criterion must be one of {sorted(_NAMED)} or an ExitCriterion, got {criterion!r}.")
+        return _NAMED[criterion]()
+    raise TypeError(f"exit_criterion must be a string or an ExitCriterion, got {type(criterion).__name__}.")

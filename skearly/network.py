@@ -1,0 +1,190 @@
+"""The multi-exit network: a pretrained BERT-family encoder with a classifier after chosen layers.
+
+The network exposes its parts (``embed``, ``run_layer``, ``exit_logits``) so
+that training can run every layer and every head, while inference
+(:mod:`skearly.inference`) can stop each row at its own exit layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.utils import logging as hf_logging
+
+__all__ = ["ExitHead", "MultiExitNetwork"]
+
+POOLINGS = ("mean", "cls")
+
+
+class ExitHead(nn.Module):
+    """Classifier on one layer's hidden states: pooling, dense + tanh, dropout, linear.
+
+    Parameters
+    ----------
+    hidden_size : int
+        Width of the encoder's hidden states.
+    n_classes : int
+        Number of output classes.
+    dropout : float
+        Dropout probability before each linear map (active in training only).
+    pooling : {"mean", "cls"}
+        ``"mean"`` averages the non-padding tokens; ``"cls"`` takes the first token.
+    """
+
+    def __init__(self, hidden_size: int, n_classes: int, dropout: float, pooling: str) -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Return logits of shape ``(batch, n_classes)`` for hidden states ``(batch, length, hidden)``."""
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        pooled = torch.tanh(self.dense(self.dropout(pooled)))
+        return self.out(self.dropout(pooled))
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence transformers' load report and weight-loading progress bar (the dropped pooler is expected)."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _layer_stack(encoder: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+    """Return the embedding module and the list of transformer layers of a BERT-style encoder."""
+    embeddings = getattr(encoder, "embeddings", None)
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if embeddings is None or not isinstance(layers, nn.ModuleList):
+        raise ValueError(
+            f"Encoder {type(encoder).__name__} is not supported: skearly needs a BERT-style encoder "
+            "with `.embeddings` and `.encoder.layer` (BERT, RoBERTa, ELECTRA, MiniLM, XLM-R ...)."
+        )
+    return embeddings, layers
+
+
+class MultiExitNetwork(nn.Module):
+    """A BERT-family encoder with one :class:`ExitHead` after each exit layer.
+
+    Parameters
+    ----------
+    encoder : transformers.PreTrainedModel
+        Base encoder exposing ``embeddings`` and ``encoder.layer`` (its pooler is dropped).
+    exit_layers : sequence of int
+        1-based, strictly increasing layer numbers that carry a head. Layers after
+        the last one are never run.
+    n_classes : int
+        Number of classes.
+    dropout : float, default=0.1
+        Dropout in the heads.
+    pooling : {"mean", "cls"}, default="mean"
+        How each head pools the token states.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        exit_layers: Sequence[int],
+        n_classes: int,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        _layer_stack(encoder)
+        if hasattr(encoder, "pooler"):
+            encoder.pooler = None
+        self.encoder = encoder
+        self.exit_layers = tuple(int(layer) for layer in exit_layers)
+        self.heads = nn.ModuleList(
+            ExitHead(encoder.config.hidden_size, n_classes, dropout, pooling) for _ in self.exit_layers
+        )
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> MultiExitNetwork:
+        """Load pretrained encoder weights from a local folder (never from a hub) and add fresh heads."""
+        with _quiet_loading():
+            encoder = AutoModel.from_pretrained(path, local_files_only=True)
+        return cls(encoder, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, **kwargs: Any) -> MultiExitNetwork:
+        """Build the architecture from an encoder config, with random weights (to load a state dict into)."""
+        encoder = AutoModel.from_config(config)
+        return cls(encoder, **kwargs)
+
+    @staticmethod
+    def load_config(path: str) -> PretrainedConfig:
+        """Read an encoder's config from a local folder."""
+        return AutoConfig.from_pretrained(path, local_files_only=True)
+
+    # -- parts ------------------------------------------------------------------------
+    @property
+    def config(self) -> PretrainedConfig:
+        """The encoder's Hugging Face config."""
+        return self.encoder.config
+
+    @property
+    def n_layers_used(self) -> int:
+        """Number of encoder layers ever run (up to the last exit layer)."""
+        return self.exit_layers[-1]
+
+    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings of a padded batch: ``(batch, length, hidden)``."""
+        embeddings, _ = _layer_stack(self.encoder)
+        if token_type_ids is None:
+            return embeddings(input_ids=input_ids)
+        return embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+
+    def attention_bias(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """The 4-D attention mask the layers expect, or ``None`` when nothing is padded.
+
+        Its shape is ``(batch, 1, length, length)``: it can be sliced along rows and
+        both length axes as rows leave the batch and padding is trimmed.
+        """
+        return create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+    def run_layer(self, index: int, hidden: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Apply the 0-based encoder layer ``index``."""
+        _, layers = _layer_stack(self.encoder)
+        return layers[index](hidden, bias)
+
+    def exit_logits(self, head: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits of exit head number ``head`` (0-based position in ``exit_layers``)."""
+        return self.heads[head](hidden, attention_mask)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Run every layer up to the last exit; return each head's logits, in ``exit_layers`` order."""
+        hidden = self.embed(input_ids, token_type_ids)
+        bias = self.attention_bias(hidden, attention_mask)
+        outputs = []
+        head = 0
+        for index in range(self.n_layers_used):
+            hidden = self.run_layer(index, hidden, bias)
+            if index + 1 == self.exit_layers[head]:
+                outputs.append(self.exit_logits(head, hidden, attention_mask))
+                head += 1
+        return outputs

@@ -1,0 +1,160 @@
+"""Joint fine-tuning: encoder and every exit head, one summed cross-entropy loss (Schwartz et al., 2020)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ._batching import Batch, Encoded, n_batches, shuffled_batches, sorted_batches
+from .network import MultiExitNetwork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation settings of :func:`train_jointly` (mirrors the estimator's parameters)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    verbose: int = 0
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16/float16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
+    if not enabled or device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _optimizer(network: MultiExitNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW with no weight decay on biases and LayerNorm weights (the BERT recipe)."""
+    decay, no_decay = [], []
+    for name, param in network.named_parameters():
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:  # the fused kernel is ~7x faster than the per-tensor loop on CPU
+        return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _linear_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Learning rate rising linearly over the warm-up steps, then falling linearly to zero."""
+    warmup = max(1, int(round(warmup_ratio * total_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _forward(network: MultiExitNetwork, batch: Batch) -> list[torch.Tensor]:
+    return network(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+
+
+def train_jointly(
+    network: MultiExitNetwork,
+    encoded: Encoded,
+    y: np.ndarray,
+    config: TrainingConfig,
+    *,
+    rng: np.random.Generator,
+    device: torch.device,
+    mixed_precision: bool = False,
+) -> list[float]:
+    """Fine-tune ``network`` in place on ``encoded`` rows with integer labels ``y``.
+
+    Every step runs all layers up to the last exit, and the loss is the sum of
+    the cross-entropy losses of all exit heads, so the encoder learns to serve
+    every head at once.
+
+    Parameters
+    ----------
+    network : MultiExitNetwork
+        The network to train (already on ``device``).
+    encoded : Encoded
+        Tokenized training rows.
+    y : ndarray of shape (n_rows,)
+        Integer class indices.
+    config : TrainingConfig
+        Optimiser, schedule and progress settings.
+    rng : numpy.random.Generator
+        Source of the batch order.
+    device : torch.device
+        Where to compute.
+    mixed_precision : bool, default=False
+        Use autocast on CUDA.
+
+    Returns
+    -------
+    list of float
+        Mean summed loss of each epoch.
+    """
+    labels = torch.as_tensor(y, dtype=torch.long)
+    steps_per_epoch = n_batches(len(encoded), config.batch_size)
+    optimizer = _optimizer(network, config)
+    scheduler = _linear_warmup(optimizer, config.epochs * steps_per_epoch, config.warmup_ratio)
+    scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and device.type == "cuda")
+    network.train()
+    history = []
+    progress = tqdm(total=config.epochs * steps_per_epoch, desc="fine-tuning", unit="batch", disable=not config.verbose)
+    try:
+        for epoch in range(config.epochs):
+            total, seen = 0.0, 0
+            for batch in shuffled_batches(encoded, config.batch_size, rng):
+                batch = batch.to(device)
+                target = labels[batch.rows].to(device)
+                with autocast(device, mixed_precision):
+                    logits = _forward(network, batch)
+                    loss = sum(F.cross_entropy(head.float(), target) for head in logits)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                total += float(loss.detach()) * len(batch.rows)
+                seen += len(batch.rows)
+                progress.update()
+                progress.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.4f}")
+            history.append(total / seen)
+            logger.info("epoch %d/%d: mean summed loss %.4f", epoch + 1, config.epochs, history[-1])
+    finally:
+        progress.close()
+        network.eval()
+    return history
+
+
+@torch.inference_mode()
+def all_exit_logits(
+    network: MultiExitNetwork,
+    encoded: Encoded,
+    batch_size: int,
+    device: torch.device,
+    mixed_precision: bool = False,
+) -> np.ndarray:
+    """Logits of every exit head for every row: shape ``(n_heads, n_rows, n_classes)``, rows in input order."""
+    network.eval()
+    n_classes = network.heads[0].out.out_features
+    out = np.empty((len(network.heads), len(encoded), n_classes), dtype=np.float32)
+    for batch in sorted_batches(encoded, batch_size):
+        batch = batch.to(device)
+        with autocast(device, mixed_precision):
+            logits = _forward(network, batch)
+        for head, values in enumerate(logits):
+            out[head, batch.rows] = values.float().cpu().numpy()
+    return out
