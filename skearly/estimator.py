@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = ["EarlyExitTextClassifier"]
 logger = logging.getLogger(__name__)
 
 _PERSISTENCE_VERSION = 1
+_PREDICT_CHUNK = 8192  # rows tokenized at once in predict: bounds memory on big inputs
 
 
 class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
@@ -338,25 +340,39 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         first, second = check_texts(X)
         return tokenize(self.tokenizer_, first, second, self.max_length)
 
+    def _encoded_chunks(self, first: list[str], second: list[str] | None) -> Iterator[tuple[slice, Encoded]]:
+        """Tokenize validated texts chunk by chunk, so memory stays bounded on big inputs."""
+        for start in range(0, len(first), _PREDICT_CHUNK):
+            rows = slice(start, start + _PREDICT_CHUNK)
+            yield (
+                rows,
+                tokenize(self.tokenizer_, first[rows], None if second is None else second[rows], self.max_length),
+            )
+
     def _predict_proba_exits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "network_")
         threshold = check_threshold(self.threshold)
         criterion = resolve_criterion(self.exit_criterion)
         self._check_predict_batch_size()
         device = self._resolve_device()
-        encoded = self._encode(X)
         network = self.network_.to(device)
-        return early_exit_proba(
-            network,
-            encoded,
-            self.temperatures_,
-            criterion,
-            threshold,
-            batch_size=self.predict_batch_size,
-            device=device,
-            mixed_precision=bool(self.mixed_precision),
-            verbose=self.verbose,
-        )
+        first, second = check_texts(X)
+        n_rows = len(first)
+        proba = np.empty((n_rows, len(self.classes_)), dtype=np.float64)
+        layers = np.empty(n_rows, dtype=np.int64)
+        for rows, encoded in self._encoded_chunks(first, second):
+            proba[rows], layers[rows] = early_exit_proba(
+                network,
+                encoded,
+                self.temperatures_,
+                criterion,
+                threshold,
+                batch_size=self.predict_batch_size,
+                device=device,
+                mixed_precision=bool(self.mixed_precision),
+                verbose=self.verbose,
+            )
+        return proba, layers
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities from each row's exit head.

@@ -160,3 +160,15 @@ def test_fit_prints_nothing_when_not_verbose(tiny_encoder, toy_data, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "LOAD REPORT" not in captured.err
+
+
+def test_predict_in_chunks_matches_one_chunk(fitted, toy_data, monkeypatch):
+    import skearly.estimator as module
+
+    _, _, X_test, _ = toy_data
+    clf = copy.deepcopy(fitted).set_params(threshold=0.8)
+    expected = clf.predict_proba(X_test)
+    layers = clf.exit_layers_.copy()
+    monkeypatch.setattr(module, "_PREDICT_CHUNK", 7)
+    np.testing.assert_allclose(clf.predict_proba(X_test), expected, atol=1e-5)
+    np.testing.assert_array_equal(clf.exit_layers_, layers)
