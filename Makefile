@@ -9,13 +9,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast benchmark lint clean
+.PHONY: install demo test test-fast benchmark docs lint clean
 
 $(STAMP): pyproject.toml setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,14 +24,18 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 test: $(STAMP)
-	$(PY) -m ruff check skearly tests examples benchmarks
+	$(PY) -m ruff check skearly tests examples benchmarks docs
 	$(PY) -m pytest
+	$(MAKE) docs
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/tradeoff.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .ruff_cache

@@ -267,8 +267,19 @@ def write_outputs(table: pd.DataFrame, out: Path, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"{name}.csv", index=False)
     p1 = p1_threshold(table)
-    shown = ["config", "threshold", "accuracy", "mean_exit_layer", "layer_speedup", "texts_per_s_b64",
-             "speedup_b64", "efficiency_b64", "texts_per_s_b1", "speedup_b1", "efficiency_b1"]
+    shown = [
+        "config",
+        "threshold",
+        "accuracy",
+        "mean_exit_layer",
+        "layer_speedup",
+        "texts_per_s_b64",
+        "speedup_b64",
+        "efficiency_b64",
+        "texts_per_s_b1",
+        "speedup_b1",
+        "efficiency_b1",
+    ]
     fmt = table[shown].copy()
     fmt.insert(0, "P1", np.where((fmt["config"] == "early exit") & (fmt["threshold"] == p1), "**P1**", ""))
     calib = table.attrs["calibration"]
@@ -310,15 +321,19 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     plain = table[table["config"].str.startswith("plain")].iloc[0]
     ax.plot(sweep["speedup_b64"], sweep["accuracy"], "o-", label="early exit (max-prob), batch 64")
     for _, r in sweep.iterrows():
-        ax.annotate(f"{r['threshold']:g}", (r["speedup_b64"], r["accuracy"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
+        ax.annotate(
+            f"{r['threshold']:g}",
+            (r["speedup_b64"], r["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     if sweep["speedup_b1"].notna().any():
         ax.plot(sweep["speedup_b1"], sweep["accuracy"], "s--", alpha=0.6, label="early exit, batch 1")
     ax.plot([1.0], [full["accuracy"]], "k*", markersize=12, label="full depth (threshold 1.0)")
     ax.plot([plain["speedup_b64"]], [plain["accuracy"]], "rD", label="plain HF model")
     oracle = table[table["config"] == "oracle (agrees with final)"].iloc[0]
-    ax.plot([oracle["layer_speedup"]], [oracle["accuracy"]], "g^", markersize=10,
-            label="oracle bound (layer count)")
+    ax.plot([oracle["layer_speedup"]], [oracle["accuracy"]], "g^", markersize=10, label="oracle bound (layer count)")
     ax.axhline(full["accuracy"] - 0.01, color="grey", lw=0.8, ls=":", label="full depth - 1 point")
     ax.set_xlabel("measured speed-up over full depth (wall clock)")
     ax.set_ylabel("test accuracy")
@@ -338,10 +353,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test-b1", type=int, default=300, help="test rows timed at batch size 1")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
-    parser.add_argument("--thresholds", type=lambda s: [float(t) for t in s.split(",")],
-                        default=[0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6])
-    parser.add_argument("--entropy-thresholds", type=lambda s: [float(t) for t in s.split(",")],
-                        default=[0.9, 0.8, 0.7, 0.6, 0.5])
+    parser.add_argument(
+        "--thresholds",
+        type=lambda s: [float(t) for t in s.split(",")],
+        default=[0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6],
+    )
+    parser.add_argument(
+        "--entropy-thresholds", type=lambda s: [float(t) for t in s.split(",")], default=[0.9, 0.8, 0.7, 0.6, 0.5]
+    )
     parser.add_argument("--no-batch1", dest="batch1", action="store_false", help="skip batch-1 timings")
     parser.add_argument("--batch1-criteria", action="store_true", help="also time other criteria at batch 1")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")

@@ -9,12 +9,15 @@ out as the method is:
 * :mod:`skearly.calibration` -- temperature scaling and calibration error;
 * :mod:`skearly.exit_criteria` and :mod:`skearly.inference` -- the exit policy and
   the layer-by-layer engine that drops rows as they exit;
+* :mod:`skearly.exit_curve` -- every threshold's speed/accuracy from one pass
+  (``exit_curve``, ``target_speedup``, :class:`ExitCurveDisplay`);
 * :mod:`skearly.encoders` and :mod:`skearly.datasets` -- the real encoder and data
   that install offline with the package.
 """
 
 from .estimator import EarlyExitTextClassifier
 from .exit_criteria import Entropy, ExitCriterion, MaxProbability, Patience
+from .exit_curve import ExitCurveDisplay
 
 __version__ = "0.1.0"
 
@@ -24,5 +27,6 @@ __all__ = [
     "MaxProbability",
     "Entropy",
     "Patience",
+    "ExitCurveDisplay",
     "__version__",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -40,12 +41,29 @@ class Batch:
         return Batch(self.rows, move(self.input_ids), move(self.attention_mask), move(self.token_type_ids))
 
 
+# A Hugging Face fast tokenizer keeps its truncation settings in mutable state that each call
+# sets: two threads sharing one tokenizer with different ``max_length`` would silently truncate
+# with each other's setting (or fail with "Already borrowed"). Tokenization is serialised.
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_length: int) -> Encoded:
-    """Tokenize single texts (``second is None``) or text pairs, truncating to ``max_length`` tokens."""
-    if second is None:
-        out = tokenizer(list(first), truncation=True, max_length=max_length)
-    else:
-        out = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
+    """Tokenize single texts (``second is None``) or text pairs, truncating to ``max_length`` tokens.
+
+    Thread-safe: calls are serialised by a lock, since the tokenizer's truncation
+    settings are shared mutable state.
+    """
+    if second is not None and max_length < tokenizer.num_special_tokens_to_add(pair=True):
+        needed = tokenizer.num_special_tokens_to_add(pair=True)
+        raise ValueError(
+            f"max_length={max_length} is too small for text pairs: the tokenizer adds {needed} special tokens "
+            f"to each pair, so max_length must be at least {needed}."
+        )
+    with _TOKENIZER_LOCK:
+        if second is None:
+            out = tokenizer(list(first), truncation=True, max_length=max_length)
+        else:
+            out = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
     return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
 
 

@@ -23,6 +23,14 @@ def _is_missing(value: Any) -> bool:
 
 def _check_text(value: Any, where: str) -> str:
     if isinstance(value, _STRING_TYPES):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"{where} is not valid Unicode text: it holds an unpaired surrogate "
+                    f"{value[exc.start]!r} at position {exc.start} (was it decoded with errors='surrogateescape'?)."
+                ) from None
         return str(value)
     if _is_missing(value):
         raise ValueError(f"{where} is missing ({value!r}); every text must be a string (use '' for an empty text).")
@@ -60,8 +68,14 @@ def _rows(X: Any) -> tuple[list[Any], bool]:
             f"An array X must be 1-D (texts) or 2-D with 1 or 2 columns (texts or text pairs), got shape {X.shape}."
         )
     if not isinstance(X, Sequence):
+        hint = (
+            " Iterators and generators are not accepted, so that a stream is never loaded into memory at once "
+            "behind your back: pass list(X), or predict a long stream chunk by chunk (itertools.islice)."
+            if hasattr(X, "__iter__") or hasattr(X, "__next__")
+            else ""
+        )
         raise TypeError(
-            f"X must be a list, tuple, numpy array, pandas Series or DataFrame of texts, got {type(X).__name__}."
+            f"X must be a list, tuple, numpy array, pandas Series or DataFrame of texts, got {type(X).__name__}.{hint}"
         )
     return list(X), False
 
@@ -130,18 +144,53 @@ def check_targets(y: Any, n_samples: int) -> np.ndarray:
     if missing:
         raise ValueError(f"y has missing labels (None/NaN) at rows {missing[:10]}.")
     kinds = {type(value) for value in y_array}
-    numeric = all(issubclass(k, (numbers.Number, np.number)) and not issubclass(k, bool) for k in kinds)
-    if not numeric and not all(issubclass(k, (str, np.str_)) for k in kinds) and kinds != {bool}:
-        names = sorted(k.__name__ for k in kinds)
+    numeric = all(issubclass(k, numbers.Real) and not issubclass(k, (bool, np.bool_)) for k in kinds)
+    strings = all(issubclass(k, (str, np.str_)) for k in kinds)
+    booleans = all(issubclass(k, (bool, np.bool_)) for k in kinds)
+    if not (numeric or strings or booleans):
+        names = sorted({k.__name__ for k in kinds})
+        if len(names) == 1:
+            raise TypeError(f"y must hold labels that are real numbers or strings, got {names[0]}.")
         raise TypeError(f"y must hold labels of one kind (all numbers or all strings), got a mix of {names}.")
     if numeric:
+        too_big = [i for i, value in enumerate(y_array) if abs(value) >= 2**63 and not np.isinf(float(value))]
+        if too_big:
+            raise ValueError(f"y has labels outside the 64-bit integer range at rows {too_big[:10]}: use strings.")
         values = np.asarray(y_array.tolist())
+        if values.dtype.kind == "O":  # other real types, e.g. fractions.Fraction
+            values = values.astype(np.float64)
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             raise ValueError("y has infinite values.")
         if values.dtype.kind == "f" and not np.all(values == np.round(values)):
             raise ValueError("y looks continuous (non-integer floats): this is a classifier, not a regressor.")
         return values
     return np.asarray(y_array.tolist())
+
+
+# encoders whose position ids start after the padding index (RoBERTa's scheme): fewer usable positions
+_PADDING_OFFSET_MODELS = frozenset(
+    {"roberta", "xlm-roberta", "camembert", "data2vec-text", "roberta-prelayernorm", "xmod", "mpnet"}
+)
+
+
+def check_max_length(max_length: int, config: Any) -> int:
+    """Check that ``max_length`` tokens fit the encoder's position embeddings (``config`` is its HF config).
+
+    Raises
+    ------
+    ValueError
+        If ``max_length`` is more than the encoder can take: longer inputs would crash it.
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return max_length
+    if getattr(config, "model_type", None) in _PADDING_OFFSET_MODELS:
+        limit -= int(getattr(config, "pad_token_id", 0) or 0) + 1
+    if max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} is more than this encoder takes ({limit} tokens): pass max_length<={limit}."
+        )
+    return max_length
 
 
 def check_threshold(threshold: Any) -> float:

@@ -7,25 +7,25 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._batching import Encoded, tokenize
-from ._validation import check_number, check_targets, check_texts, check_threshold
-from .calibration import calibrated_proba, expected_calibration_error, fit_temperature, negative_log_likelihood
+from ._fit_cache import FitParams, cached_fit_network, encoder_identity, load_encoder_files, resolve_memory
+from ._validation import check_max_length, check_number, check_targets, check_texts, check_threshold
 from .encoders import resolve_encoder
 from .exit_criteria import ExitCriterion, resolve_criterion
+from .exit_curve import compute_exit_curve, threshold_for_speedup
 from .inference import early_exit_proba
 from .network import POOLINGS, MultiExitNetwork
-from .training import TrainingConfig, all_exit_logits, train_jointly
 
 __all__ = ["EarlyExitTextClassifier"]
 
@@ -56,6 +56,16 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     threshold : float, default=0.9
         Calibrated confidence a row needs to exit early, in (0, 1]. ``1.0``
         never exits early (full depth). Predict-time only: change it freely after ``fit``.
+        Ignored when ``target_speedup`` is set.
+    target_speedup : float or None, default=None
+        Budget mode: the layer-count speed-up over full depth (``last head layer
+        / mean exit layer``) that ``predict`` should reach, in ``[1, last head
+        layer]``. When set it **overrides** ``threshold``: each ``predict`` uses
+        the highest threshold whose speed-up on the calibration split (stored at
+        fit time in :attr:`calibration_proba_`) is at least ``target_speedup``,
+        under the current ``exit_criterion`` (see :meth:`threshold_for_speedup`).
+        Predict-time only: ``set_params(target_speedup=...)`` needs no refit.
+        Needs ``calibration_size > 0``.
     head_layers : sequence of int or None, default=None
         1-based encoder layers that carry an exit head; ``None`` means every
         layer. The last one is the final classifier; layers after it are dropped.
@@ -64,7 +74,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         top-class probability, DeeBERT's normalised entropy, or PABEE's patience
         (two agreeing heads). Predict-time only.
     max_length : int, default=128
-        Maximum tokens per text (or pair); longer inputs are truncated.
+        Maximum tokens per text (or pair), special tokens included. Longer
+        inputs are silently truncated (a pair loses tokens from its longer text
+        first), in ``fit`` and ``predict`` alike; nothing is rejected for being
+        long. At least 2 (3 for pairs), and at most the encoder's position limit
+        (512 for BERT-style encoders).
     batch_size : int, default=32
         Rows per training step.
     predict_batch_size : int, default=64
@@ -94,6 +108,24 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         order. Two fits with the same integer give identical models on one machine.
     verbose : int, default=0
         ``> 0`` shows progress bars for fine-tuning and prediction.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Cache of the fine-tuned network, like ``Pipeline(memory=...)``: a folder
+        or a :class:`joblib.Memory`. ``fit`` then fine-tunes only for data and
+        fit-time parameters it has not seen, so a ``GridSearchCV`` over
+        predict-time parameters (``threshold``, ``target_speedup``,
+        ``exit_criterion``, ``predict_batch_size``) fine-tunes once per fold
+        (plus once for the final refit on all the data), also with ``n_jobs``:
+        a fit waits for one of the same key already running, then reads it.
+        The key is the training data, every other parameter that shapes the fit
+        (``encoder`` and the size and modification time of its files,
+        ``head_layers``, ``max_length``, ``batch_size``, ``epochs``,
+        ``learning_rate``, ``weight_decay``, ``warmup_ratio``,
+        ``calibration_size``, ``pooling``, ``dropout``, ``random_state``,
+        ``mixed_precision`` and the device type), never the predict-time
+        parameters, ``verbose`` or ``memory`` itself. Only seeded fits are
+        cached: with ``random_state`` not an int, a ``UserWarning`` says so and
+        ``fit`` fine-tunes as without ``memory`` (an unseeded fit is not
+        reproducible, so a cached copy would be wrong). ``None`` caches nothing.
 
     Attributes
     ----------
@@ -109,6 +141,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         One row per exit head: ``layer``, ``temperature``, ``accuracy``,
         ``ece_before``, ``ece_after``, ``nll_before``, ``nll_after``, measured on
         the calibration split (empty metrics when ``calibration_size=0``).
+    calibration_proba_ : ndarray of shape (n_heads, n_calibration, n_classes)
+        Calibrated probabilities of every head on the calibration split (float32):
+        what ``target_speedup`` picks its threshold from.
     loss_curve_ : list of float
         Mean summed training loss of each epoch.
     fit_time_ : float
@@ -119,12 +154,17 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         The encoder's tokenizer.
     exit_layers_ : ndarray of shape (n_samples,)
         1-based encoder layer at which each row of the **last** ``predict``,
-        ``predict_proba`` or ``score`` call exited. Shared by all threads using
-        this estimator: use :meth:`predict_with_exits` for a race-free answer.
+        ``predict_proba`` or ``score`` call exited. Under concurrency (several
+        threads predicting with one estimator, which is safe: their predictions
+        equal sequential ones) it is shared by all threads and holds the
+        complete result of whichever call finished last, not necessarily the
+        caller's: use :meth:`predict_with_exits`, which returns each call's own
+        exit layers and never writes this attribute. Not saved by :meth:`save`.
 
     See Also
     --------
     skearly.exit_criteria : the exit rules.
+    skearly.exit_curve.ExitCurveDisplay : plot of :meth:`exit_curve`.
     skearly.datasets.load_tweet_sentiment : real labelled data that installs with skearly.
 
     Examples
@@ -144,6 +184,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         encoder: str | os.PathLike[str] | None = None,
         *,
         threshold: float = 0.9,
+        target_speedup: float | None = None,
         head_layers: tuple[int, ...] | list[int] | None = None,
         exit_criterion: str | ExitCriterion = "max_proba",
         max_length: int = 128,
@@ -160,9 +201,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        memory: str | os.PathLike[str] | Any | None = None,
     ) -> None:
         self.encoder = encoder
         self.threshold = threshold
+        self.target_speedup = target_speedup
         self.head_layers = head_layers
         self.exit_criterion = exit_criterion
         self.max_length = max_length
@@ -179,6 +222,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.memory = memory
 
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
@@ -191,6 +235,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ validation
     def _check_fit_params(self) -> None:
         check_threshold(self.threshold)
+        if self.target_speedup is not None:
+            check_number("target_speedup", self.target_speedup, kind=float, low=1)
+        resolve_memory(self.memory)
         resolve_criterion(self.exit_criterion)
         check_number("max_length", self.max_length, kind=int, low=2)
         check_number("batch_size", self.batch_size, kind=int, low=1)
@@ -240,6 +287,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> EarlyExitTextClassifier:
         """Fine-tune the encoder and all exit heads jointly, then calibrate each head.
 
+        With ``memory`` set and an int ``random_state``, a fit already done on
+        the same data with the same fit-time parameters is read from the cache
+        instead (same weights, temperatures and fitted attributes).
+
         Parameters
         ----------
         X : sequence of str, sequence of (str, str) pairs, array, Series or DataFrame
@@ -257,83 +308,60 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         first, second = check_texts(X)
         y = check_targets(y, len(first))
         check_classification_targets(y)
-        classes, y_index = np.unique(y, return_inverse=True)
+        classes = np.unique(y)
         if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}): a classifier needs at least 2 classes.")
+            raise ValueError(f"y has only one class ({classes[0].item()!r}): a classifier needs at least 2 classes.")
         device = self._resolve_device()
         path = resolve_encoder(self.encoder)
-        tokenizer, config = self._load_encoder_files(path)
-        n_layers = int(config.num_hidden_layers)
-        head_layers = self._resolve_head_layers(n_layers)
+        _, config = load_encoder_files(path, tokenizer=False)  # the tokenizer is loaded (or cached) with the fit
+        check_max_length(self.max_length, config)
+        head_layers = self._resolve_head_layers(int(config.num_hidden_layers))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        train_rows, calib_rows = self._calibration_split(y_index, seed)
-
-        encoded = tokenize(tokenizer, first, second, self.max_length)
-        mixed = bool(self.mixed_precision)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            network = MultiExitNetwork.from_pretrained(
-                path, exit_layers=head_layers, n_classes=len(classes), dropout=self.dropout, pooling=self.pooling
-            ).to(device)
-            history = train_jointly(
-                network,
-                _subset(encoded, train_rows),
-                y_index[train_rows],
-                TrainingConfig(
-                    self.epochs, self.batch_size, self.learning_rate, self.weight_decay, self.warmup_ratio, self.verbose
-                ),
-                rng=np.random.default_rng(seed),
-                device=device,
-                mixed_precision=mixed,
-            )
-        calib_logits = all_exit_logits(network, _subset(encoded, calib_rows), self.predict_batch_size, device, mixed)
-        self.temperatures_, self.calibration_report_ = _calibrate(calib_logits, y_index[calib_rows], head_layers)
-
-        self.classes_ = classes
-        self.n_layers_ = n_layers
-        self.head_layers_ = head_layers
-        self.network_ = network
-        self.tokenizer_ = tokenizer
-        self.loss_curve_ = history
-        self.fit_time_ = time.perf_counter() - start
-        logger.info("fitted in %.1fs; temperatures %s", self.fit_time_, np.round(self.temperatures_, 3))
-        return self
-
-    @staticmethod
-    def _load_encoder_files(path: str):
-        from transformers import AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            config = MultiExitNetwork.load_config(path)
-        except OSError as exc:
-            raise ValueError(
-                f"encoder {path!r} was not found locally. skearly never downloads models: pass a local model "
-                "folder, or None for the packaged default encoder."
-            ) from exc
-        return tokenizer, config
-
-    def _calibration_split(self, y_index: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.arange(len(y_index))
-        if self.calibration_size == 0:
-            return rows, rows[:0]
-        n_classes = int(y_index.max()) + 1
-        n_calib = int(np.ceil(self.calibration_size * len(rows)))
-        if len(rows) - n_calib < n_classes or n_calib < 1:
-            raise ValueError(
-                f"Too few samples ({len(rows)}) to hold out calibration_size={self.calibration_size} for "
-                "calibration and still train on every class; pass more data or calibration_size=0."
-            )
-        try:
-            train, calib = train_test_split(rows, test_size=n_calib, stratify=y_index, random_state=seed)
-        except ValueError:
+        memory = self.memory
+        if memory is not None and not _is_seed(self.random_state):
             warnings.warn(
-                "Some class is too rare for a stratified calibration split; using a random split.",
+                "memory is set but random_state is not an int: an unseeded fit is not reproducible, so it is "
+                "neither cached nor read from the cache. Pass random_state=<int> to cache fits.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
-            train, calib = train_test_split(rows, test_size=n_calib, random_state=seed)
-        return np.sort(train), np.sort(calib)
+            memory = None
+        params = FitParams(
+            encoder_path=path,
+            encoder_identity=encoder_identity(path) if memory is not None else (),
+            head_layers=head_layers,
+            max_length=int(self.max_length),
+            batch_size=int(self.batch_size),
+            epochs=int(self.epochs),
+            learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            warmup_ratio=float(self.warmup_ratio),
+            calibration_size=float(self.calibration_size),
+            pooling=str(self.pooling),
+            dropout=float(self.dropout),
+            seed=seed,
+            device_type=device.type,
+            mixed_precision=bool(self.mixed_precision),
+        )
+        result, from_cache = cached_fit_network(memory, first, second, y, params, device=device, verbose=self.verbose)
+
+        self.classes_ = result.classes
+        self.n_layers_ = result.n_layers
+        self.head_layers_ = result.head_layers
+        self.temperatures_ = result.temperatures
+        self.calibration_report_ = result.calibration_report
+        self.calibration_proba_ = result.calibration_proba
+        self.network_ = result.network.to(device)
+        self.tokenizer_ = result.tokenizer
+        self.loss_curve_ = list(result.loss_curve)
+        self.fit_time_ = time.perf_counter() - start
+        logger.info(
+            "%s in %.1fs; temperatures %s",
+            "read from the fit cache" if from_cache else "fitted",
+            self.fit_time_,
+            np.round(self.temperatures_, 3),
+        )
+        return self
 
     # --------------------------------------------------------------- predict
     def _encode(self, X: Any) -> Encoded:
@@ -351,9 +379,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba_exits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "network_")
-        threshold = check_threshold(self.threshold)
         criterion = resolve_criterion(self.exit_criterion)
+        threshold = self._effective_threshold(criterion)
         self._check_predict_batch_size()
+        check_max_length(check_number("max_length", self.max_length, kind=int, low=2), self.network_.config)
         device = self._resolve_device()
         network = self.network_.to(device)
         first, second = check_texts(X)
@@ -382,7 +411,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of str or of (str, str) pairs, array, Series or DataFrame
-            Texts (or pairs) to classify.
+            Texts (or pairs) to classify. A sequence, not an iterator or
+            generator (``TypeError``): pass ``list(texts)``, or predict a long
+            stream chunk by chunk. Big inputs are tokenized in chunks.
 
         Returns
         -------
@@ -400,7 +431,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of str or of (str, str) pairs, array, Series or DataFrame
-            Texts (or pairs) to classify.
+            Texts (or pairs) to classify. A sequence, not an iterator or
+            generator (``TypeError``): pass ``list(texts)``, or predict a long
+            stream chunk by chunk. Big inputs are tokenized in chunks.
 
         Returns
         -------
@@ -416,7 +449,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of str or of (str, str) pairs, array, Series or DataFrame
-            Texts (or pairs) to classify.
+            Texts (or pairs) to classify. A sequence, not an iterator or
+            generator (``TypeError``): pass ``list(texts)``, or predict a long
+            stream chunk by chunk. Big inputs are tokenized in chunks.
 
         Returns
         -------
@@ -428,7 +463,193 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         proba, layers = self._predict_proba_exits(X)
         return self.classes_[proba.argmax(axis=1)], layers
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
+
+        Sets :attr:`exit_layers_`. Labels never seen in ``fit`` simply count as
+        errors; labels of another kind than :attr:`classes_` (strings against
+        numbers) are refused, since no prediction could ever match them.
+
+        Parameters
+        ----------
+        X : sequence of str or of (str, str) pairs, array, Series or DataFrame
+            Texts (or pairs) to classify; a sequence, not an iterator.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+            Accuracy in [0, 1].
+        """
+        from sklearn.metrics import accuracy_score
+
+        y_pred = self.predict(X)
+        y_true = check_targets(y, len(y_pred))
+        string_y, string_classes = _holds_strings(y_true), _holds_strings(self.classes_)
+        if string_y != string_classes:
+            raise ValueError(
+                f"y holds {'strings' if string_y else 'numbers'} but the classes seen in fit are "
+                f"{'strings' if string_classes else 'numbers'} ({self.classes_[:5].tolist()}): no prediction can match."
+            )
+        return float(accuracy_score(y_true, y_pred, sample_weight=sample_weight))
+
+    # ------------------------------------------------------------ trade-offs
+    def _effective_threshold(self, criterion: ExitCriterion) -> float:
+        """The threshold ``predict`` uses: ``threshold``, or the one reaching ``target_speedup`` when set."""
+        if self.target_speedup is None:
+            return check_threshold(self.threshold)
+        return self._threshold_for_speedup(self.target_speedup, criterion)
+
+    def _threshold_for_speedup(self, target_speedup: Any, criterion: ExitCriterion) -> float:
+        check_is_fitted(self, "network_")
+        if not hasattr(self, "calibration_proba_"):
+            raise ValueError("This model was fitted without calibration_proba_ (an older skearly): refit it.")
+        target = check_number("target_speedup", target_speedup, kind=float, low=1, high=self.head_layers_[-1])
+        return threshold_for_speedup(criterion, self.calibration_proba_, self.head_layers_, target)
+
+    def threshold_for_speedup(self, target_speedup: float) -> float:
+        """The highest threshold whose layer-count speed-up on the calibration split reaches ``target_speedup``.
+
+        This is the threshold ``predict`` uses when the ``target_speedup``
+        parameter is set. It is chosen from :attr:`calibration_proba_` (held-out
+        rows of the training data) under the current ``exit_criterion``, among
+        every threshold at which an exit decision changes (see
+        :func:`skearly.exit_curve.threshold_for_speedup`); no refit, no pass
+        through the encoder. The speed-up reached on new data is close to the
+        target when they resemble the calibration split and it is large enough.
+
+        Parameters
+        ----------
+        target_speedup : float
+            Wanted ``last head layer / mean exit layer``, in ``[1, last head layer]``
+            (``[1, n_layers_]`` when every layer has a head).
+
+        Returns
+        -------
+        float
+            A threshold in (0, 1]; 1.0 for ``target_speedup=1``.
+
+        Raises
+        ------
+        ValueError
+            For a target out of range, or a model fitted with ``calibration_size=0``.
+        """
+        return self._threshold_for_speedup(target_speedup, resolve_criterion(self.exit_criterion))
+
+    def exit_curve(
+        self,
+        X: Any,
+        y: Any,
+        thresholds: Any = None,
+        scoring: Any = None,
+    ) -> pd.DataFrame:
+        """Score, exit layers and speed-up of many thresholds at once, from one pass through all layers.
+
+        Runs every row through every layer once, keeps the calibrated
+        probabilities of every head, then replays the current ``exit_criterion``
+        for each threshold (:func:`skearly.inference.simulate_exits`): each row
+        gives the same decision, score and exit layer as ``predict`` with that
+        ``threshold``, at the cost of one full-depth pass. ``threshold`` and
+        ``target_speedup`` are not used and not changed; nothing is refitted.
+
+        Parameters
+        ----------
+        X : sequence of str or of (str, str) pairs, array, Series or DataFrame
+            Held-out texts (or pairs).
+        y : array-like of shape (n_samples,)
+            Their labels.
+        thresholds : sequence of float or None, default=None
+            Thresholds in (0, 1], one row each in the given order; ``None`` for
+            ``(1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)``.
+        scoring : callable or None, default=None
+            ``None`` scores with accuracy (column ``accuracy``). Otherwise a metric
+            function called as ``scoring(y_true, y_pred)`` on labels, such as
+            :func:`sklearn.metrics.balanced_accuracy_score` or
+            ``functools.partial(f1_score, average="macro")`` (column ``score``).
+            Scorer objects and scoring names (``"f1_macro"``) are not accepted:
+            they need an estimator, not predictions.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per threshold, then two oracle rows, with columns
+
+            - ``kind``: ``"threshold"``, ``"oracle"`` or ``"oracle_correct"``;
+            - ``threshold``: the threshold (NaN for the oracles);
+            - ``accuracy`` (or ``score``): on the predictions of each row's exit head;
+            - ``mean_exit_layer``: mean 1-based exit layer;
+            - ``expected_speedup``: layer-count speed-up over full depth,
+              ``last head layer / mean_exit_layer``;
+            - ``frac_layer_<L>`` for each exit layer ``L``: fraction of rows exiting
+              there (they sum to 1).
+
+            The ``"oracle"`` row lets each row exit at the earliest head whose
+            prediction equals the last head's: it keeps the full-depth
+            predictions (so the full-depth score) at the lowest cost any exit
+            rule could reach with this network. The ``"oracle_correct"`` row
+            exits at the earliest *correct* head (the last head when none is):
+            the best score and speed any exit rule could reach together. Both
+            use the labels, so neither is achievable; they bound what a better
+            exit rule could gain.
+        """
+        return compute_exit_curve(self, X, y, thresholds=thresholds, scoring=scoring)
+
     # ----------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the fitted estimator to a folder, without pickle (safe to share and to load).
+
+        The folder holds ``model.safetensors`` (weights and fitted arrays),
+        ``skearly.json`` (parameters and fitted attributes), ``encoder_config.json``
+        and ``tokenizer/``; see :mod:`skearly.persistence`. Read it back with
+        :meth:`load`. joblib/pickle also work, but loading a pickle can run code.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder to create (skearly's files in an existing folder are overwritten).
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+
+        Raises
+        ------
+        TypeError
+            If something cannot be stored without pickle, e.g. a custom
+            :class:`~skearly.exit_criteria.ExitCriterion` subclass as ``exit_criterion``.
+        """
+        from .persistence import save_estimator
+
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EarlyExitTextClassifier:
+        """Load an estimator saved with :meth:`save` (no pickle, nothing downloaded).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder written by :meth:`save`.
+
+        Returns
+        -------
+        EarlyExitTextClassifier
+            The fitted estimator; it predicts exactly as the saved one.
+
+        Raises
+        ------
+        ValueError
+            If a file is missing or corrupted (the message names it), or the folder
+            was written by a newer skearly (format version).
+        """
+        from .persistence import load_estimator
+
+        return load_estimator(path, cls)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # a copy: never strip the live estimator
         network = state.pop("network_", None)
@@ -464,27 +685,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             self.network_ = network.eval()
 
 
-def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
-    types = None if encoded.token_type_ids is None else [encoded.token_type_ids[i] for i in rows]
-    return Encoded([encoded.input_ids[i] for i in rows], types, encoded.pad_token_id)
+def _is_seed(random_state: Any) -> bool:
+    """Whether ``random_state`` makes fits reproducible (an int, not a RandomState or None)."""
+    return isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
 
 
-def _calibrate(logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Fit one temperature per head on held-out logits and report accuracy, ECE and NLL before/after."""
-    temperatures, records = [], []
-    for layer, head_logits in zip(head_layers, logits, strict=True):
-        t = fit_temperature(head_logits, y)
-        temperatures.append(t)
-        if len(y):
-            raw, scaled = calibrated_proba(head_logits, 1.0), calibrated_proba(head_logits, t)
-            metrics = {
-                "accuracy": float((raw.argmax(1) == y).mean()),
-                "ece_before": expected_calibration_error(raw, y),
-                "ece_after": expected_calibration_error(scaled, y),
-                "nll_before": negative_log_likelihood(head_logits, y),
-                "nll_after": negative_log_likelihood(head_logits, y, t),
-            }
-        else:
-            metrics = dict.fromkeys(("accuracy", "ece_before", "ece_after", "nll_before", "nll_after"), np.nan)
-        records.append({"layer": layer, "temperature": t, **metrics})
-    return np.asarray(temperatures), pd.DataFrame.from_records(records)
+def _holds_strings(labels: np.ndarray) -> bool:
+    """Whether an array of labels holds strings (rather than numbers)."""
+    return labels.dtype.kind in "SU" or (labels.dtype.kind == "O" and any(isinstance(v, str) for v in labels))

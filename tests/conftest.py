@@ -1,12 +1,102 @@
-"""Shared fixtures: a tiny random encoder and a small learnable text task (fast, offline)."""
+"""Shared fixtures: a tiny random encoder and a small learnable text task (fast, offline).
+
+The whole test session is offline: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``
+are set before transformers is imported (subprocesses inherit them), and
+internet sockets are blocked (see :func:`pytest_configure`).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import ipaddress
+import os
+import socket
 
-from skearly import EarlyExitTextClassifier
-from skearly.encoders import make_tiny_encoder
+# before anything imports huggingface_hub / transformers: they read these at import time
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from skearly import EarlyExitTextClassifier  # noqa: E402
+from skearly.encoders import make_tiny_encoder  # noqa: E402
+
+NETWORK_BLOCKED = "network access blocked in tests"
+_LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1"}
+
+
+def _is_local(host) -> bool:
+    """Loopback hosts (127.0.0.0/8, ::1, localhost): allowed, e.g. for a dask LocalCluster."""
+    if host in _LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class NetworkBlockedError(ConnectionError):
+    """Raised by any attempt to open an internet connection during the tests."""
+
+
+def _guard_connect(original):
+    def connect(self, address, *args, **kwargs):
+        if getattr(socket, "AF_UNIX", None) is not None and self.family == socket.AF_UNIX:
+            return original(self, address, *args, **kwargs)
+        if isinstance(address, tuple) and address and _is_local(address[0]):  # loopback: dask LocalCluster
+            return original(self, address, *args, **kwargs)
+        raise NetworkBlockedError(f"{NETWORK_BLOCKED}: connect to {address!r}")
+
+    return connect
+
+
+def _guard_create_connection(original):
+    def create_connection(address, *args, **kwargs):
+        if _is_local(address[0]):
+            return original(address, *args, **kwargs)
+        raise NetworkBlockedError(f"{NETWORK_BLOCKED}: create_connection to {address!r}")
+
+    return create_connection
+
+
+def _guard_getaddrinfo(original):
+    def getaddrinfo(host, *args, **kwargs):
+        if _is_local(host):
+            return original(host, *args, **kwargs)
+        raise NetworkBlockedError(f"{NETWORK_BLOCKED}: name lookup of {host!r}")
+
+    return getaddrinfo
+
+
+_network_patch = pytest.MonkeyPatch()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="run the hypothesis fuzz tests with 10,000+ generated inputs in total (default: about 2,000)",
+    )
+
+
+def pytest_configure(config):
+    """Block internet sockets for the whole session, collection included (AF_UNIX and loopback still work)."""
+    _network_patch.setattr(socket.socket, "connect", _guard_connect(socket.socket.connect))
+    _network_patch.setattr(socket.socket, "connect_ex", _guard_connect(socket.socket.connect_ex))
+    _network_patch.setattr(socket, "create_connection", _guard_create_connection(socket.create_connection))
+    _network_patch.setattr(socket, "getaddrinfo", _guard_getaddrinfo(socket.getaddrinfo))
+
+
+def pytest_unconfigure(config):
+    _network_patch.undo()
+
+
+@pytest.fixture(scope="session")
+def fuzz_scale(request) -> int:
+    """Multiplier of the fuzz tests' example counts: 5 with ``--fuzz-long``, else 1."""
+    return 5 if request.config.getoption("--fuzz-long") else 1
+
 
 POSITIVE = ["great", "good", "love", "excellent", "happy", "wonderful", "best", "nice"]
 NEGATIVE = ["bad", "awful", "hate", "terrible", "sad", "worst", "poor", "ugly"]

@@ -9,6 +9,7 @@ import textwrap
 import joblib
 import numpy as np
 import pytest
+import torch
 
 
 def test_joblib_round_trip_in_fresh_process(fitted, toy_data, tmp_path):
@@ -21,7 +22,8 @@ def test_joblib_round_trip_in_fresh_process(fitted, toy_data, tmp_path):
     joblib.dump(X_test, data)
     script = textwrap.dedent(
         f"""
-        import joblib, numpy as np
+        import joblib, numpy as np, torch
+        torch.set_num_threads({torch.get_num_threads()})  # same float reductions as the parent
         clf = joblib.load({str(model)!r})
         proba = clf.predict_proba(joblib.load({str(data)!r}))
         np.savez({str(out)!r}, proba=proba, layers=clf.exit_layers_)

@@ -1,0 +1,402 @@
+"""The expensive half of ``fit`` as a pure function of (data, fit-time parameters), optionally cached on disk.
+
+:func:`fit_network` tokenizes, fine-tunes and calibrates, and returns a
+picklable :class:`FitResult`. :func:`cached_fit_network` runs it through a
+:class:`joblib.Memory` when the estimator has ``memory`` set, so that a
+``GridSearchCV`` over predict-time parameters (``threshold``,
+``exit_criterion``, ...) fine-tunes once per training fold instead of once per
+candidate.
+
+The cache key is everything that can change the fitted network: the training
+texts (or pairs) and labels, every fit-time parameter, the torch device type
+and an identity of the encoder files (name, size and modification time of each
+file of the model folder), so that editing the encoder in place invalidates the
+cache. Predict-time parameters (``threshold``, ``exit_criterion``,
+``predict_batch_size``, ``target_speedup``, ``verbose``) and ``memory`` itself
+are never part of the key. Only seeded fits (``random_state`` an int) are cached
+(``EarlyExitTextClassifier.fit`` sees to it): an unseeded fit is not
+reproducible, so serving it from a cache would be wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_memory
+
+from ._batching import Encoded, tokenize
+from .calibration import calibrated_proba, expected_calibration_error, fit_temperature, negative_log_likelihood
+from .network import MultiExitNetwork
+from .training import TrainingConfig, all_exit_logits, train_jointly
+
+__all__ = [
+    "FitParams",
+    "FitResult",
+    "fit_network",
+    "cached_fit_network",
+    "encoder_identity",
+    "load_encoder_files",
+    "resolve_memory",
+]
+
+_SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """Every estimator parameter that changes the fitted network (the cache key, with the data)."""
+
+    encoder_path: str
+    encoder_identity: tuple[tuple[str, int, int], ...]
+    head_layers: tuple[int, ...]
+    max_length: int
+    batch_size: int
+    epochs: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    calibration_size: float
+    pooling: str
+    dropout: float
+    seed: int
+    device_type: str
+    mixed_precision: bool
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_network` computes: the fine-tuned network and everything fitted with it.
+
+    Pickling keeps the network as a CPU state dict plus its architecture (the
+    encoder config), so a result read back from the cache is rebuilt exactly.
+    The whole state goes into one bytes object written by the standard (C)
+    pickler: joblib's own unpickler is pure Python and would be several times
+    slower on the tokenizer's many small objects.
+    """
+
+    classes: np.ndarray
+    n_layers: int
+    head_layers: tuple[int, ...]
+    network: MultiExitNetwork
+    tokenizer: Any
+    temperatures: np.ndarray
+    calibration_report: pd.DataFrame
+    calibration_proba: np.ndarray
+    loss_curve: list[float]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state["network"] = network_snapshot(state["network"])
+        return state
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return _restore_fit_result, (pickle.dumps(self.__getstate__(), protocol=pickle.HIGHEST_PROTOCOL),)
+
+
+def _restore_fit_result(blob: bytes) -> FitResult:
+    """Inverse of :meth:`FitResult.__reduce__`."""
+    state = pickle.loads(blob)
+    state["network"] = network_from_snapshot(state["network"])
+    result = FitResult.__new__(FitResult)
+    vars(result).update(state)
+    return result
+
+
+def network_snapshot(network: MultiExitNetwork) -> dict[str, Any]:
+    """Architecture and CPU weights of ``network``: a plain, picklable dict."""
+    return {
+        "version": _SNAPSHOT_VERSION,
+        "config": network.config,
+        "exit_layers": network.exit_layers,
+        "n_classes": network.heads[0].out.out_features,
+        "pooling": network.heads[0].pooling,
+        "dropout": network.heads[0].dropout.p,
+        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()},
+    }
+
+
+def network_from_snapshot(snapshot: dict[str, Any]) -> MultiExitNetwork:
+    """Rebuild the network of :func:`network_snapshot` (on CPU, in eval mode) without touching torch's global RNG."""
+    if snapshot.get("version") != _SNAPSHOT_VERSION:
+        raise ValueError(f"Unknown fit cache entry version {snapshot.get('version')!r}.")
+    with torch.random.fork_rng(devices=[]):
+        network = MultiExitNetwork.from_config(
+            snapshot["config"],
+            exit_layers=snapshot["exit_layers"],
+            n_classes=snapshot["n_classes"],
+            pooling=snapshot["pooling"],
+            dropout=snapshot["dropout"],
+        )
+    network.load_state_dict(snapshot["state_dict"])
+    return network.eval()
+
+
+def encoder_identity(path: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time (ns) of every file of the encoder folder.
+
+    A model name from the local Hugging Face cache is looked up in that cache
+    (offline); its snapshot folder is then described the same way (its path holds
+    the model's revision). An empty tuple when no folder can be found.
+    """
+    folder = Path(path)
+    identity: tuple[tuple[str, int, int], ...] = ()
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(path, local_files_only=True))
+        except Exception:  # any lookup failure: fall back to the name alone
+            return ()
+        identity = ((str(folder), 0, 0),)  # the snapshot folder's name is the model's revision
+    entries = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file():  # follows symlinks (the HF cache links snapshot files to blobs)
+            stat = entry.stat()
+            entries.append((entry.name, int(stat.st_size), int(stat.st_mtime_ns)))
+    return identity + tuple(entries)
+
+
+def load_encoder_files(path: str, *, tokenizer: bool = True) -> tuple[Any, Any]:
+    """The tokenizer (``None`` unless ``tokenizer``) and config of a local encoder.
+
+    Raises a ``ValueError`` saying that nothing is downloaded when they are not found locally.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        loaded = AutoTokenizer.from_pretrained(path, local_files_only=True) if tokenizer else None
+        config = MultiExitNetwork.load_config(path)
+    except OSError as exc:
+        raise ValueError(
+            f"encoder {path!r} was not found locally. skearly never downloads models: pass a local model "
+            "folder, or None for the packaged default encoder."
+        ) from exc
+    return loaded, config
+
+
+def calibration_split(y_index: np.ndarray, calibration_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted training and calibration rows: a stratified hold-out of ``calibration_size`` of the data."""
+    rows = np.arange(len(y_index))
+    if calibration_size == 0:
+        return rows, rows[:0]
+    n_classes = int(y_index.max()) + 1
+    n_calib = int(np.ceil(calibration_size * len(rows)))
+    if len(rows) - n_calib < n_classes or n_calib < 1:
+        raise ValueError(
+            f"Too few samples ({len(rows)}) to hold out calibration_size={calibration_size} for "
+            "calibration and still train on every class; pass more data or calibration_size=0."
+        )
+    try:
+        train, calib = train_test_split(rows, test_size=n_calib, stratify=y_index, random_state=seed)
+    except ValueError:
+        warnings.warn(
+            "Some class is too rare for a stratified calibration split; using a random split.",
+            UserWarning,
+            stacklevel=4,
+        )
+        train, calib = train_test_split(rows, test_size=n_calib, random_state=seed)
+    return np.sort(train), np.sort(calib)
+
+
+def calibrated_head_proba(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of every head, computed exactly as the inference engine does.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_heads, n_rows, n_classes)
+        Logits of every head (float32), as from :func:`skearly.training.all_exit_logits`.
+    temperatures : ndarray of shape (n_heads,)
+        Fitted temperature of each head.
+
+    Returns
+    -------
+    ndarray of shape (n_heads, n_rows, n_classes), float32
+        ``softmax(logits * (1 / T))`` in float32 torch arithmetic, the same
+        operations as :func:`skearly.inference.early_exit_proba`, so exit
+        decisions simulated on them match ``predict``.
+    """
+    inverse_t = torch.as_tensor(1.0 / np.asarray(temperatures, dtype=np.float32))
+    out = np.empty(logits.shape, dtype=np.float32)
+    for head in range(logits.shape[0]):
+        head_logits = torch.as_tensor(np.asarray(logits[head], dtype=np.float32))
+        out[head] = torch.softmax(head_logits * inverse_t[head], dim=1).numpy()
+    return out
+
+
+def fit_network(
+    first: Sequence[str],
+    second: Sequence[str] | None,
+    y: np.ndarray,
+    params: FitParams,
+    *,
+    device: torch.device,
+    verbose: int = 0,
+) -> FitResult:
+    """Fine-tune the encoder and its exit heads jointly, then calibrate each head: the expensive part of ``fit``.
+
+    A pure function of the data and ``params`` (given a seed): the same inputs
+    give the same result, which is what makes it safe to cache.
+
+    Parameters
+    ----------
+    first : sequence of str
+        Validated training texts (or first texts of the pairs).
+    second : sequence of str or None
+        Second texts of the pairs, ``None`` for single texts.
+    y : ndarray of shape (n_samples,)
+        Validated class labels (at least 2 classes).
+    params : FitParams
+        The fit-time parameters, resolved (encoder path, head layers, seed ...).
+    device : torch.device
+        Where to compute; must be of type ``params.device_type``.
+    verbose : int, default=0
+        ``> 0`` shows a progress bar over fine-tuning steps (not part of the cache key).
+
+    Returns
+    -------
+    FitResult
+    """
+    classes, y_index = np.unique(y, return_inverse=True)
+    tokenizer, config = load_encoder_files(params.encoder_path)
+    train_rows, calib_rows = calibration_split(y_index, params.calibration_size, params.seed)
+    encoded = tokenize(tokenizer, first, second, params.max_length)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(params.seed)
+        network = MultiExitNetwork.from_pretrained(
+            params.encoder_path,
+            exit_layers=params.head_layers,
+            n_classes=len(classes),
+            dropout=params.dropout,
+            pooling=params.pooling,
+        ).to(device)
+        history = train_jointly(
+            network,
+            _subset(encoded, train_rows),
+            y_index[train_rows],
+            TrainingConfig(
+                params.epochs,
+                params.batch_size,
+                params.learning_rate,
+                params.weight_decay,
+                params.warmup_ratio,
+                verbose,
+            ),
+            rng=np.random.default_rng(params.seed),
+            device=device,
+            mixed_precision=params.mixed_precision,
+        )
+    # calibration logits in training-sized batches: a fit-time parameter, so the result stays a function of the key
+    calib_logits = all_exit_logits(
+        network, _subset(encoded, calib_rows), params.batch_size, device, params.mixed_precision
+    )
+    temperatures, report = calibrate(calib_logits, y_index[calib_rows], params.head_layers)
+    return FitResult(
+        classes=classes,
+        n_layers=int(config.num_hidden_layers),
+        head_layers=params.head_layers,
+        network=network,
+        tokenizer=tokenizer,
+        temperatures=temperatures,
+        calibration_report=report,
+        calibration_proba=calibrated_head_proba(calib_logits, temperatures),
+        loss_curve=history,
+    )
+
+
+def cached_fit_network(
+    memory: Any,
+    first: list[str],
+    second: list[str] | None,
+    y: np.ndarray,
+    params: FitParams,
+    *,
+    device: torch.device,
+    verbose: int = 0,
+) -> tuple[FitResult, bool]:
+    """:func:`fit_network`, through ``memory``: ``None``, a cache folder or a joblib.Memory-like object.
+
+    Returns
+    -------
+    result : FitResult
+    from_cache : bool
+        Whether the result was read from the cache rather than computed.
+    """
+    memory = resolve_memory(memory)
+    if memory is None or getattr(memory, "location", "") is None:  # joblib.Memory(None) caches nothing
+        return fit_network(first, second, y, params, device=device, verbose=verbose), False
+    cached = memory.cache(fit_network, ignore=["device", "verbose"])
+    location = getattr(memory, "location", None)
+    # object arrays, not lists: joblib writes repr() of the arguments next to each entry, in full for a list
+    first = _object_array(first)
+    second = None if second is None else _object_array(second)
+    # one fit per key at a time, so parallel candidates of one fold (GridSearchCV(n_jobs=...)) wait for the
+    # first fine-tune and then read it, instead of all fine-tuning the same fold at once
+    lock = _key_lock(location, (first, second, y, params)) if isinstance(location, str | os.PathLike) else nullcontext()
+    with lock:
+        check = getattr(cached, "check_call_in_cache", None)
+        from_cache = bool(check(first, second, y, params, device=device)) if check is not None else False
+        return cached(first, second, y, params, device=device, verbose=verbose), from_cache
+
+
+def _object_array(texts: Any) -> np.ndarray:
+    array = np.empty(len(texts), dtype=object)
+    array[:] = list(texts)
+    return array
+
+
+def resolve_memory(memory: Any) -> Any:
+    """The ``memory`` parameter as a joblib.Memory-like object, or ``None`` (a ``ValueError`` for anything else)."""
+    if memory is None:
+        return None
+    if isinstance(memory, os.PathLike):
+        memory = os.fspath(memory)
+    return check_memory(memory)
+
+
+def _key_lock(location: str | os.PathLike[str], key: Any) -> AbstractContextManager[Any]:
+    """An inter-process lock on one cache key inside the memory's folder (a no-op without ``filelock``)."""
+    try:
+        from filelock import FileLock
+    except ImportError:  # pragma: no cover -- filelock comes with transformers (huggingface_hub)
+        return nullcontext()
+    folder = Path(location) / "skearly-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / f"{joblib.hash(key)}.lock"))
+
+
+def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
+    types = None if encoded.token_type_ids is None else [encoded.token_type_ids[i] for i in rows]
+    return Encoded([encoded.input_ids[i] for i in rows], types, encoded.pad_token_id)
+
+
+def calibrate(logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Fit one temperature per head on held-out logits and report accuracy, ECE and NLL before/after."""
+    temperatures, records = [], []
+    for layer, head_logits in zip(head_layers, logits, strict=True):
+        t = fit_temperature(head_logits, y)
+        temperatures.append(t)
+        if len(y):
+            raw, scaled = calibrated_proba(head_logits, 1.0), calibrated_proba(head_logits, t)
+            metrics = {
+                "accuracy": float((raw.argmax(1) == y).mean()),
+                "ece_before": expected_calibration_error(raw, y),
+                "ece_after": expected_calibration_error(scaled, y),
+                "nll_before": negative_log_likelihood(head_logits, y),
+                "nll_after": negative_log_likelihood(head_logits, y, t),
+            }
+        else:
+            metrics = dict.fromkeys(("accuracy", "ece_before", "ece_after", "nll_before", "nll_after"), np.nan)
+        records.append({"layer": layer, "temperature": t, **metrics})
+    return np.asarray(temperatures), pd.DataFrame.from_records(records)
