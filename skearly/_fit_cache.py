@@ -51,8 +51,6 @@ __all__ = [
     "resolve_memory",
 ]
 
-_SNAPSHOT_VERSION = 1
-
 
 @dataclass(frozen=True)
 class FitParams:
@@ -98,7 +96,7 @@ class FitResult:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
-        state["network"] = network_snapshot(state["network"])
+        state["network"] = state["network"].snapshot()
         return state
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
@@ -108,39 +106,10 @@ class FitResult:
 def _restore_fit_result(blob: bytes) -> FitResult:
     """Inverse of :meth:`FitResult.__reduce__`."""
     state = pickle.loads(blob)
-    state["network"] = network_from_snapshot(state["network"])
+    state["network"] = MultiExitNetwork.from_snapshot(state["network"])
     result = FitResult.__new__(FitResult)
     vars(result).update(state)
     return result
-
-
-def network_snapshot(network: MultiExitNetwork) -> dict[str, Any]:
-    """Architecture and CPU weights of ``network``: a plain, picklable dict."""
-    return {
-        "version": _SNAPSHOT_VERSION,
-        "config": network.config,
-        "exit_layers": network.exit_layers,
-        "n_classes": network.heads[0].out.out_features,
-        "pooling": network.heads[0].pooling,
-        "dropout": network.heads[0].dropout.p,
-        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()},
-    }
-
-
-def network_from_snapshot(snapshot: dict[str, Any]) -> MultiExitNetwork:
-    """Rebuild the network of :func:`network_snapshot` (on CPU, in eval mode) without touching torch's global RNG."""
-    if snapshot.get("version") != _SNAPSHOT_VERSION:
-        raise ValueError(f"Unknown fit cache entry version {snapshot.get('version')!r}.")
-    with torch.random.fork_rng(devices=[]):
-        network = MultiExitNetwork.from_config(
-            snapshot["config"],
-            exit_layers=snapshot["exit_layers"],
-            n_classes=snapshot["n_classes"],
-            pooling=snapshot["pooling"],
-            dropout=snapshot["dropout"],
-        )
-    network.load_state_dict(snapshot["state_dict"])
-    return network.eval()
 
 
 def encoder_identity(path: str) -> tuple[tuple[str, int, int], ...]:

@@ -31,7 +31,6 @@ __all__ = ["EarlyExitTextClassifier"]
 
 logger = logging.getLogger(__name__)
 
-_PERSISTENCE_VERSION = 1
 _PREDICT_CHUNK = 8192  # rows tokenized at once in predict: bounds memory on big inputs
 
 
@@ -654,35 +653,14 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: never strip the live estimator
         network = state.pop("network_", None)
         if network is not None:
-            state["_network_snapshot"] = {
-                "version": _PERSISTENCE_VERSION,
-                "config": network.config,
-                "exit_layers": network.exit_layers,
-                "n_classes": network.heads[0].out.out_features,
-                "pooling": network.heads[0].pooling,
-                "dropout": network.heads[0].dropout.p,
-                "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()},
-            }
+            state["_network_snapshot"] = network.snapshot()  # CPU tensors: loads without CUDA
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         snapshot = state.pop("_network_snapshot", None)
         super().__setstate__(state)
         if snapshot is not None:
-            if snapshot.get("version") != _PERSISTENCE_VERSION:
-                raise ValueError(
-                    f"This model file has format version {snapshot.get('version')!r}; this skearly reads "
-                    f"version {_PERSISTENCE_VERSION}."
-                )
-            network = MultiExitNetwork.from_config(
-                snapshot["config"],
-                exit_layers=snapshot["exit_layers"],
-                n_classes=snapshot["n_classes"],
-                pooling=snapshot["pooling"],
-                dropout=snapshot["dropout"],
-            )
-            network.load_state_dict(snapshot["state_dict"])
-            self.network_ = network.eval()
+            self.network_ = MultiExitNetwork.from_snapshot(snapshot)
 
 
 def _is_seed(random_state: Any) -> bool:

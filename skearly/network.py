@@ -21,6 +21,9 @@ __all__ = ["ExitHead", "MultiExitNetwork"]
 
 POOLINGS = ("mean", "cls")
 
+#: Version of the dict written by :meth:`MultiExitNetwork.snapshot` (pickled models and fit-cache entries).
+SNAPSHOT_VERSION = 1
+
 
 class ExitHead(nn.Module):
     """Classifier on one layer's hidden states: pooling, dense + tanh, dropout, linear.
@@ -130,6 +133,49 @@ class MultiExitNetwork(nn.Module):
         """Build the architecture from an encoder config, with random weights (to load a state dict into)."""
         encoder = AutoModel.from_config(config)
         return cls(encoder, **kwargs)
+
+    def architecture(self) -> dict[str, Any]:
+        """Keyword arguments (besides the encoder) that rebuild this network: JSON-able."""
+        head = self.heads[0]
+        return {
+            "exit_layers": list(self.exit_layers),
+            "n_classes": int(head.out.out_features),
+            "pooling": head.pooling,
+            "dropout": float(head.dropout.p),
+        }
+
+    def cpu_state_dict(self) -> dict[str, torch.Tensor]:
+        """Contiguous CPU copies of the weights (also fit for safetensors, which refuses shared storage)."""
+        return {name: t.detach().to("cpu", copy=True).contiguous() for name, t in self.state_dict().items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Config, architecture and CPU weights as a plain dict: picklable, loads on a machine without CUDA."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "config": self.config,
+            "architecture": self.architecture(),
+            "state_dict": self.cpu_state_dict(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> MultiExitNetwork:
+        """Rebuild a network from :meth:`snapshot` (on CPU, in eval mode, torch's global RNG untouched).
+
+        Raises
+        ------
+        ValueError
+            If the snapshot was written by an unknown format version.
+        """
+        version = snapshot.get("version")
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(
+                f"Unsupported network snapshot format version {version!r}; this skearly reads version "
+                f"{SNAPSHOT_VERSION}."
+            )
+        with torch.random.fork_rng(devices=[]):
+            network = cls.from_config(snapshot["config"], **snapshot["architecture"])
+        network.load_state_dict(snapshot["state_dict"])
+        return network.eval()
 
     @staticmethod
     def load_config(path: str) -> PretrainedConfig:

@@ -226,11 +226,6 @@ def _fitted_attributes(estimator: Any) -> dict[str, Any]:
     }
 
 
-def _cpu_state_dict(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies of the weights: safetensors refuses shared (tied) or strided storage."""
-    return {name: t.detach().to("cpu", copy=True).contiguous() for name, t in network.state_dict().items()}
-
-
 # ----------------------------------------------------------------------------- save / load
 def save_estimator(estimator: EarlyExitTextClassifier, path: str | os.PathLike[str]) -> Path:
     """Write a fitted estimator to folder ``path`` without pickle.
@@ -275,23 +270,17 @@ def save_estimator(estimator: EarlyExitTextClassifier, path: str | os.PathLike[s
         except _Unsaveable as exc:
             raise TypeError(f"Fitted attribute {exc}") from None
     network = estimator.network_
-    head = network.heads[0]
     metadata = {
         "format": _FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "skearly_version": __version__,
         "estimator": type(estimator).__name__,
         "params": _encode_params(estimator.get_params(deep=False)),
-        "network": {
-            "exit_layers": list(network.exit_layers),
-            "n_classes": int(head.out.out_features),
-            "pooling": head.pooling,
-            "dropout": float(head.dropout.p),
-        },
+        "network": network.architecture(),
         "fitted": attributes,
     }
     text = json.dumps(metadata, indent=2, allow_nan=False)
-    tensors = _cpu_state_dict(network)
+    tensors = network.cpu_state_dict()
     clashes = set(tensors) & set(arrays)
     if clashes:  # pragma: no cover - the prefix cannot appear in a torch state dict
         raise ValueError(f"Weight names clash with fitted arrays: {sorted(clashes)}.")
@@ -393,13 +382,7 @@ def load_estimator(
         }
         fitted = {k: _decode(v, arrays) for k, v in metadata["fitted"].items()}
         architecture = metadata["network"]
-        network = MultiExitNetwork.from_config(
-            config,
-            exit_layers=architecture["exit_layers"],
-            n_classes=architecture["n_classes"],
-            pooling=architecture["pooling"],
-            dropout=architecture["dropout"],
-        )
+        network = MultiExitNetwork.from_config(config, **architecture)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{METADATA_FILE} in {folder} is corrupted or incomplete: {exc!r}") from exc
     try:
