@@ -94,7 +94,9 @@ def early_exit_proba(
                 if head < last_head and not early:
                     head += 1
                     continue
-                proba = torch.softmax(network.exit_logits(head, hidden, mask).float() * inverse_t[head], dim=1)
+                # no padding left (bias is None): the head may skip the masked mean
+                logits = network.exit_logits(head, hidden, None if bias is None else mask)
+                proba = torch.softmax(logits.float() * inverse_t[head], dim=1)
                 if head == last_head:
                     leaving = torch.ones(len(active), dtype=torch.bool, device=device)
                 else:

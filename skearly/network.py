@@ -47,10 +47,15 @@ class ExitHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, n_classes)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Return logits of shape ``(batch, n_classes)`` for hidden states ``(batch, length, hidden)``."""
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Return logits of shape ``(batch, n_classes)`` for hidden states ``(batch, length, hidden)``.
+
+        ``attention_mask=None`` means no row is padded (a cheaper mean, same result).
+        """
         if self.pooling == "cls":
             pooled = hidden[:, 0]
+        elif attention_mask is None:
+            pooled = hidden.mean(dim=1)
         else:
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
@@ -213,8 +218,8 @@ class MultiExitNetwork(nn.Module):
         _, layers = _layer_stack(self.encoder)
         return layers[index](hidden, bias)
 
-    def exit_logits(self, head: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits of exit head number ``head`` (0-based position in ``exit_layers``)."""
+    def exit_logits(self, head: int, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Logits of exit head number ``head`` (0-based position in ``exit_layers``); mask ``None``: no padding."""
         return self.heads[head](hidden, attention_mask)
 
     def forward(
