@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--thresholds",
         type=lambda s: [float(t) for t in s.split(",")],
-        default=[0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6],
+        default=[0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6],
     )
     parser.add_argument(
         "--entropy-thresholds", type=lambda s: [float(t) for t in s.split(",")], default=[0.9, 0.8, 0.7, 0.6, 0.5]

@@ -1,0 +1,52 @@
+import numpy as np
+import torch
+from conftest import make_texts
+from transformers import AutoTokenizer
+
+from skearly._batching import tokenize
+from skearly.network import MultiExitNetwork
+from skearly.training import TrainingConfig, _linear_warmup, all_exit_logits, train_jointly
+
+
+def _setup(tiny_encoder, n=96):
+    texts, y = make_texts(n, seed=5)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder, local_files_only=True)
+    torch.manual_seed(0)
+    network = MultiExitNetwork.from_pretrained(tiny_encoder, exit_layers=(1, 2, 3, 4), n_classes=2)
+    return network, tokenize(tokenizer, texts, None, 32), y
+
+
+def test_joint_training_lowers_the_summed_loss_and_trains_every_head(tiny_encoder):
+    network, encoded, y = _setup(tiny_encoder)
+    before = [head.out.weight.detach().clone() for head in network.heads]
+    config = TrainingConfig(epochs=4, batch_size=16, learning_rate=3e-3, weight_decay=0.01, warmup_ratio=0.1)
+    history = train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    assert len(history) == 4 and history[-1] < history[0]
+    assert all(not torch.equal(b, h.out.weight) for b, h in zip(before, network.heads))
+    assert not network.training  # left in eval mode
+
+
+def test_all_exit_logits_keeps_input_order(tiny_encoder):
+    network, encoded, _ = _setup(tiny_encoder, n=20)
+    network.eval()
+    logits = all_exit_logits(network, encoded, batch_size=7, device=torch.device("cpu"))
+    assert logits.shape == (4, 20, 2)
+    for row in (0, 5, 19):
+        ids = torch.tensor([encoded.input_ids[row]])
+        with torch.no_grad():
+            direct = network(ids, torch.ones_like(ids))
+        for head in range(4):
+            np.testing.assert_allclose(logits[head, row], direct[head][0].numpy(), atol=1e-5)
+
+
+def test_linear_warmup_then_decay():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = _linear_warmup(optimizer, total_steps=10, warmup_ratio=0.2)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0.5 and rates[1] == 1.0
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
+    assert rates[-1] < 0.2
