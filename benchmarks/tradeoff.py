@@ -41,7 +41,6 @@ from skearly import EarlyExitTextClassifier, Entropy, MaxProbability, Patience  
 from skearly._batching import n_batches, shuffled_batches, sorted_batches, tokenize  # noqa: E402
 from skearly.datasets import load_tweet_sentiment  # noqa: E402
 from skearly.encoders import default_encoder_path  # noqa: E402
-from skearly.training import all_exit_logits  # noqa: E402
 
 DATASETS: dict[str, dict] = {
     # easiest: polar tweets only (negative vs positive)
@@ -160,26 +159,18 @@ def measure_config(clf, X, y, X_b1, args, **params) -> dict:
 
 
 def oracle_rows(clf, X, y) -> list[dict]:
-    """Earliest exit agreeing with the final head, and earliest correct exit (final head if none)."""
-    encoded = clf._encode(X)
-    logits = all_exit_logits(clf.network_, encoded, 64, torch.device("cpu"))
-    predictions = logits.argmax(axis=2)  # (n_heads, n_rows); temperature scaling keeps the argmax
-    y_index = np.searchsorted(clf.classes_, y)
+    """Earliest exit agreeing with the final head, and earliest correct exit: ``exit_curve``'s oracle rows."""
+    curve = clf.exit_curve(X, y, thresholds=[1.0])
+    names = {"oracle": "oracle (agrees with final)", "oracle_correct": "oracle (correct)"}
     rows = []
-    for name, good in [("oracle (agrees with final)", predictions == predictions[-1]), ("oracle (correct)", None)]:
-        if good is None:
-            good = predictions == y_index
-            good[-1] = True  # rows no head gets right leave at the last one
-        first = good.argmax(axis=0)
-        layers = np.asarray(clf.head_layers_)[first]
-        y_pred = predictions[first, np.arange(len(y))]
+    for _, row in curve[curve["kind"].isin(names)].iterrows():
         rows.append(
             {
-                "config": name,
-                "accuracy": float(np.mean(y_pred == y_index)),
-                "mean_exit_layer": float(layers.mean()),
-                "layer_speedup": clf.head_layers_[-1] / float(layers.mean()),
-                **{f"exit_{layer}": float(np.mean(first == h)) for h, layer in enumerate(clf.head_layers_)},
+                "config": names[row["kind"]],
+                "accuracy": row["accuracy"],
+                "mean_exit_layer": row["mean_exit_layer"],
+                "layer_speedup": row["expected_speedup"],
+                **{f"exit_{layer}": row[f"frac_layer_{layer}"] for layer in clf.head_layers_},
             }
         )
     return rows
