@@ -79,14 +79,16 @@ class ExitCriterion:
 class MaxProbability(ExitCriterion):
     """Exit when the calibrated top-class probability is at least ``threshold`` (Schwartz et al., 2020)."""
 
-    def decide(self, proba, state, threshold):  # noqa: D102 (documented on the base class)
+    def decide(self, proba, state, threshold):
+        """Exit the rows whose top-class probability is at least ``threshold`` (see :meth:`ExitCriterion.decide`)."""
         return proba.max(dim=1).values >= threshold, state
 
 
 class Entropy(ExitCriterion):
     """Exit when the normalised confidence ``1 - H(p) / log(n_classes)`` is at least ``threshold`` (DeeBERT)."""
 
-    def decide(self, proba, state, threshold):  # noqa: D102
+    def decide(self, proba, state, threshold):
+        """Exit the rows whose normalised confidence is at least ``threshold`` (see :meth:`ExitCriterion.decide`)."""
         entropy = -(proba * torch.log(proba.clamp_min(1e-12))).sum(dim=1)
         confidence = 1.0 - entropy / math.log(proba.shape[1])
         return confidence >= threshold, state
@@ -110,13 +112,15 @@ class Patience(ExitCriterion):
             raise ValueError(f"patience must be an int >= 1, got {patience!r}.")
         self.patience = patience
 
-    def start(self, n_rows, device):  # noqa: D102
+    def start(self, n_rows, device):
+        """Per-row state: last predicted class (-1 before the first head) and streak length."""
         # column 0: last predicted class (-1 = none yet); column 1: streak length
         state = torch.zeros((n_rows, 2), dtype=torch.long, device=device)
         state[:, 0] = -1
         return state
 
-    def decide(self, proba, state, threshold):  # noqa: D102
+    def decide(self, proba, state, threshold):
+        """Extend or restart each row's streak; exit the rows whose streak reaches ``patience``."""
         prediction = proba.argmax(dim=1)
         same = prediction == state[:, 0]
         streak = torch.where(same, state[:, 1] + 1, torch.ones_like(state[:, 1]))
