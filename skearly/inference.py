@@ -83,8 +83,8 @@ def early_exit_proba(
         active = batch.rows  # dataset rows still running, aligned with the hidden states
         mask = batch.attention_mask
         with autocast(device, mixed_precision):
-            hidden = network.embed(batch.input_ids, batch.token_type_ids)
-            bias = network.attention_bias(hidden, mask)
+            hidden = network.embed(batch.input_ids, batch.token_type_ids, mask)
+            bias = network.layer_context(hidden, mask)
             state = criterion.start(len(active), device) if early else None
             head = 0
             for index in range(network.n_layers_used):

@@ -194,29 +194,45 @@ class MultiExitNetwork(nn.Module):
         return self.encoder.config
 
     @property
+    def n_classes(self) -> int:
+        """Number of classes of every exit head."""
+        return int(self.heads[0].out.out_features)
+
+    @property
     def n_layers_used(self) -> int:
         """Number of encoder layers ever run (up to the last exit layer)."""
         return self.exit_layers[-1]
 
-    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
-        """Token embeddings of a padded batch: ``(batch, length, hidden)``."""
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings of a padded batch: ``(batch, length, hidden)``.
+
+        ``attention_mask`` (1 = token, 0 = padding) is passed for encoders whose
+        embeddings depend on it; BERT-style embeddings ignore it.
+        """
         embeddings, _ = _layer_stack(self.encoder)
         if token_type_ids is None:
             return embeddings(input_ids=input_ids)
         return embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
 
-    def attention_bias(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
-        """The 4-D attention mask the layers expect, or ``None`` when nothing is padded.
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        """What every layer needs besides the hidden states, for this exact batch (opaque to callers).
 
-        Its shape is ``(batch, 1, length, length)``: it can be sliced along rows and
-        both length axes as rows leave the batch and padding is trimmed.
+        For BERT-style encoders it is the 4-D attention mask, or ``None`` when
+        nothing is padded. The inference engine rebuilds it from ``(hidden,
+        attention_mask)`` whenever rows leave the batch or padding is trimmed, so
+        it never needs to be sliced.
         """
         return create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
 
-    def run_layer(self, index: int, hidden: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Apply the 0-based encoder layer ``index``."""
+    def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
+        """Apply the 0-based encoder layer ``index``, with the ``context`` of :meth:`layer_context`."""
         _, layers = _layer_stack(self.encoder)
-        return layers[index](hidden, bias)
+        return layers[index](hidden, context)
 
     def exit_logits(self, head: int, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Logits of exit head number ``head`` (0-based position in ``exit_layers``); mask ``None``: no padding."""
@@ -229,12 +245,12 @@ class MultiExitNetwork(nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Run every layer up to the last exit; return each head's logits, in ``exit_layers`` order."""
-        hidden = self.embed(input_ids, token_type_ids)
-        bias = self.attention_bias(hidden, attention_mask)
+        hidden = self.embed(input_ids, token_type_ids, attention_mask)
+        context = self.layer_context(hidden, attention_mask)
         outputs = []
         head = 0
         for index in range(self.n_layers_used):
-            hidden = self.run_layer(index, hidden, bias)
+            hidden = self.run_layer(index, hidden, context)
             if index + 1 == self.exit_layers[head]:
                 outputs.append(self.exit_logits(head, hidden, attention_mask))
                 head += 1
