@@ -11,8 +11,9 @@ out as the method is:
   the layer-by-layer engine that drops rows as they exit;
 * :mod:`skearly.exit_curve` -- every threshold's speed/accuracy from one pass
   (``exit_curve``, ``target_speedup``, :class:`ExitCurveDisplay`);
-* :mod:`skearly.encoders` and :mod:`skearly.datasets` -- the real encoder and data
-  that install offline with the package.
+* :mod:`skearly.encoders` and :mod:`skearly.datasets` -- the real encoders and data
+  that install offline (:mod:`skearly.assets` installs them, :mod:`skearly.cache` keeps
+  what is built once from the installed packages).
 """
 
 from .estimator import EarlyExitTextClassifier

@@ -48,10 +48,12 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     encoder : str, path-like or None, default=None
-        The pretrained encoder: ``None`` for the packaged all-MiniLM-L6-v2
-        (6 layers, installed with skearly), a local Hugging Face model folder,
-        or a model name already in the local Hugging Face cache. Nothing is
-        downloaded. Must be a BERT-style encoder (BERT, RoBERTa, ELECTRA, MiniLM ...).
+        The pretrained encoder: ``None`` (or ``"all-MiniLM-L6-v2"``) for the
+        packaged 6-layer default, installed with skearly; ``"all-mpnet-base-v2"``
+        for the packaged 12-layer MPNet (opt-in: ``make install-mpnet`` or
+        ``python -m skearly.assets install all-mpnet-base-v2``); a local Hugging
+        Face model folder; or a model name already in the local Hugging Face
+        cache. Nothing is downloaded. Must be a BERT-style encoder (BERT, RoBERTa, ELECTRA, MiniLM ...).
     threshold : float, default=0.9
         Calibrated confidence a row needs to exit early, in (0, 1]. ``1.0``
         never exits early (full depth). Predict-time only: change it freely after ``fit``.
