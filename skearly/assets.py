@@ -23,19 +23,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from .datasets import PACKAGED_DATA, SNLI
-from .encoders import PACKAGED_ENCODERS
+from .encoders import PACKAGED_ENCODERS, PackagedEncoder
 
 __all__ = ["ASSETS", "GROUPS", "install", "main"]
-
-
-class _PipPackaged(Protocol):
-    @property
-    def requirements(self) -> tuple[str, ...]: ...
-
-    def path(self) -> Path: ...
 
 
 def _pip_install(requirements: Sequence[str]) -> None:
@@ -43,7 +35,7 @@ def _pip_install(requirements: Sequence[str]) -> None:
     importlib.invalidate_caches()
 
 
-def _installer(entry: _PipPackaged) -> Callable[[], Path]:
+def _installer(entry: PackagedEncoder) -> Callable[[], Path]:
     def install() -> Path:
         try:
             return entry.path()

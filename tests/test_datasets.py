@@ -52,7 +52,6 @@ from collections import Counter  # noqa: E402
 
 from skearly.datasets import (  # noqa: E402
     SNLI,
-    PackagedData,
     SdistData,
     bbc_news_path,
     load_bbc_news,
@@ -63,6 +62,7 @@ from skearly.datasets import (  # noqa: E402
     load_snli_frame,
     snli_path,
 )
+from skearly.packaged import PackagedPath  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_subsample_sizes_are_checked():
 
 
 def test_missing_package_names_the_pip_command():
-    missing = PackagedData("nothing", "skearly_no_such_package", "data.csv", "no-such-package==1.0")
+    missing = PackagedPath("nothing", "skearly_no_such_package", "data.csv", "no-such-package==1.0")
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps no-such-package==1\.0"):
         missing.path()
 
