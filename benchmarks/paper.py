@@ -1,0 +1,246 @@
+"""The paper's experiment (Schwartz et al., ACL 2020) on the data and encoders that install offline, on CPU.
+
+For each encoder (the 6-layer all-MiniLM-L6-v2, the 12-layer all-mpnet-base-v2) and each
+data set of :mod:`skearly.datasets` (Rotten Tomatoes snippets for SST, BBC News for AG News,
+SNLI, tweets), this script:
+
+1. fine-tunes an early-exit model with an exit head after **every** layer, and one with the
+   paper's **sparse** layout (layers 1, 4, 6 and 12 of 12; scaled to the depth for shallower
+   encoders: 1, 2, 3, 6 of 6);
+2. sweeps the threshold with ``exit_curve`` (accuracy, mean exit layer, layer-count speed-up
+   for every threshold from one pass) and measures the wall-clock speed-up over full depth of
+   the sparse model at batch 64 and batch 1 for each threshold;
+3. fine-tunes the paper's baselines, **truncated models of equal cost**: the first k layers
+   plus one head, trained separately (``head_layers=(k,)``), for each k of the sparse layout
+   below the top, and times them the same way;
+4. compares them: the accuracy early exit reaches at a measured speed-up at least the
+   truncated model's, against the truncated model's accuracy.
+
+Outputs ``<out>/paper_<encoder>.csv`` (every row), ``.md`` (the summary per data set:
+full-depth accuracy, the loosest threshold within 1 point, its mean exit layer, its
+measured speed-up at batch 1 and 64, and early exit vs truncated) and ``.png``.
+
+Timing: run it alone, under the machine-wide lock, e.g.
+``flock /tmp/skearly-timing.lock python benchmarks/paper.py --encoders minilm6``.
+``--quick`` runs tiny sizes (a smoke test of the whole pipeline, not a result).
+The 12-layer encoder needs ``make install-mpnet`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tradeoff import environment, median_time  # noqa: E402
+
+from skearly import EarlyExitTextClassifier  # noqa: E402
+from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
+
+#: name -> (loader(n_train, n_test), max_length, what it stands for in the paper)
+DATASETS: dict[str, tuple[Callable, int, str]] = {
+    "rotten_tomatoes": (lambda n, m: load_rotten_tomatoes(n_train=n, n_test=m), 64, "SST (its source sentences)"),
+    "bbc_news": (lambda n, m: load_bbc_news(n_train=n, n_test=m), 256, "AG News (news topics)"),
+    "snli": (lambda n, m: load_snli(n_train=n, n_test=m), 64, "SNLI itself"),
+    "tweets": (lambda n, m: load_tweet_sentiment(n_train=n, n_test=m), 64, "(not in the paper)"),
+}
+ENCODERS = {"minilm6": "all-MiniLM-L6-v2", "mpnet12": "all-mpnet-base-v2"}
+PAPER_SPARSE = (1, 4, 6, 12)  # of 12 layers
+
+
+def sparse_layout(n_layers: int) -> tuple[int, ...]:
+    """The paper's sparse exits (1, 4, 6, 12 of 12) scaled to an encoder of ``n_layers``."""
+    return tuple(sorted({max(1, round(layer * n_layers / 12)) for layer in PAPER_SPARSE}))
+
+
+def fit(encoder: str, X, y, max_length: int, args, head_layers) -> EarlyExitTextClassifier:
+    clf = EarlyExitTextClassifier(
+        encoder,
+        head_layers=head_layers,
+        max_length=max_length,
+        epochs=args.epochs,
+        random_state=0,
+        verbose=args.verbose,
+    )
+    return clf.fit(X, y)
+
+
+def timed(clf, X, X_b1, args, threshold: float) -> dict:
+    """Measured seconds at batch 64 (all of X) and batch 1 (X_b1) at ``threshold``, plus the accuracy inputs."""
+    clf.set_params(threshold=threshold, predict_batch_size=64)
+    clf.predict(X[:64])  # warm-up
+    t64 = median_time(lambda: clf.predict(X), args.repeats, len(X))
+    clf.set_params(predict_batch_size=1)
+    t1 = median_time(lambda: clf.predict(X_b1), args.repeats, len(X_b1))
+    clf.set_params(predict_batch_size=64)
+    return {"seconds_b64": t64.seconds, "seconds_b1": t1.seconds}
+
+
+def curve_rows(clf, X, y, X_b1, args, layout: str, time_it: bool) -> list[dict]:
+    curve = clf.exit_curve(X, y, thresholds=args.thresholds)
+    rows = []
+    for _, point in curve[curve["kind"] == "threshold"].iterrows():
+        row = {
+            "config": f"early exit ({layout})",
+            "head_layers": ",".join(map(str, clf.head_layers_)),
+            "threshold": point["threshold"],
+            "accuracy": point["accuracy"],
+            "mean_exit_layer": point["mean_exit_layer"],
+            "layer_speedup": point["expected_speedup"],
+        }
+        if time_it:
+            row.update(timed(clf, X, X_b1, args, point["threshold"]))
+        rows.append(row)
+    return rows
+
+
+def truncated_row(encoder, k, X_train, y_train, X, y, X_b1, max_length, args, n_layers) -> dict:
+    clf = fit(encoder, X_train, y_train, max_length, args, head_layers=(k,))
+    clf.set_params(threshold=1.0)
+    return {
+        "config": f"truncated ({k} layers)",
+        "head_layers": str(k),
+        "threshold": 1.0,
+        "accuracy": float(clf.score(X, y)),
+        "mean_exit_layer": float(k),
+        "layer_speedup": n_layers / k,
+        **timed(clf, X, X_b1, args, 1.0),
+        "fit_seconds": clf.fit_time_,
+    }
+
+
+def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
+    encoder = ENCODERS[encoder_key]
+    load, max_length, _ = DATASETS[dataset]
+    X_train, X_test, y_train, y_test = load(args.n_train, args.n_test)
+    X_b1 = X_test[: args.n_test_b1]
+    print(f"\n=== {encoder_key} / {dataset}: train {len(X_train)}, test {len(X_test)}", flush=True)
+
+    every = fit(encoder, X_train, y_train, max_length, args, head_layers=None)
+    n_layers = every.n_layers_
+    rows = curve_rows(every, X_test, y_test, X_b1, args, "every layer", time_it=False)
+    sparse = fit(encoder, X_train, y_train, max_length, args, head_layers=sparse_layout(n_layers))
+    rows += curve_rows(sparse, X_test, y_test, X_b1, args, "sparse", time_it=True)
+    for k in sparse.head_layers_[:-1]:
+        rows.append(truncated_row(encoder, k, X_train, y_train, X_test, y_test, X_b1, max_length, args, n_layers))
+        print(f"  truncated {k}: acc {rows[-1]['accuracy']:.3f}", flush=True)
+
+    table = pd.DataFrame(rows).assign(encoder=encoder_key, dataset=dataset, n_layers=n_layers)
+    full = table[(table["config"] == "early exit (sparse)") & (table["threshold"] == 1.0)].iloc[0]
+    for b in ("b64", "b1"):
+        table[f"speedup_{b}"] = full[f"seconds_{b}"] / table[f"seconds_{b}"]
+    table.attrs["fit_seconds"] = {"every layer": every.fit_time_, "sparse": sparse.fit_time_}
+    return table
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """One row per (encoder, data set): full depth, P1 (loosest threshold within 1 point), EE vs truncated."""
+    sparse = table[table["config"] == "early exit (sparse)"]
+    full = sparse[sparse["threshold"] == 1.0].iloc[0]
+    p1 = sparse[sparse["accuracy"] >= full["accuracy"] - 0.01].sort_values("threshold").iloc[0]
+    verdicts = []
+    for _, trunc in table[table["config"].str.startswith("truncated")].iterrows():
+        as_fast = sparse[sparse["speedup_b64"] >= trunc["speedup_b64"]]
+        if len(as_fast):
+            best = as_fast["accuracy"].max()
+            verdict = "wins" if best > trunc["accuracy"] else "loses"
+            verdicts.append(f"{trunc['head_layers']}L: {best:.3f} vs {trunc['accuracy']:.3f} ({verdict})")
+        else:
+            verdicts.append(f"{trunc['head_layers']}L: no threshold as fast ({trunc['speedup_b64']:.2f}x)")
+    return {
+        "encoder": full["encoder"],
+        "dataset": full["dataset"],
+        "full_depth_accuracy": full["accuracy"],
+        "p1_threshold": p1["threshold"],
+        "p1_accuracy": p1["accuracy"],
+        "p1_mean_exit_layer": p1["mean_exit_layer"],
+        "p1_speedup_b1": p1["speedup_b1"],
+        "p1_speedup_b64": p1["speedup_b64"],
+        "early exit vs truncated at >= its speed (b64)": "; ".join(verdicts),
+    }
+
+
+def plot(tables: list[pd.DataFrame], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 4), squeeze=False)
+    for ax, table in zip(axes[0], tables):
+        sparse = table[table["config"] == "early exit (sparse)"].sort_values("speedup_b64")
+        every = table[table["config"] == "early exit (every layer)"].sort_values("layer_speedup")
+        trunc = table[table["config"].str.startswith("truncated")]
+        ax.plot(sparse["speedup_b64"], sparse["accuracy"], "o-", label="early exit, sparse (measured b64)")
+        ax.plot(every["layer_speedup"], every["accuracy"], ".:", label="early exit, every layer (layer count)")
+        ax.plot(trunc["speedup_b64"], trunc["accuracy"], "rD", label="truncated, equal cost (measured b64)")
+        ax.set_title(f"{table['encoder'].iloc[0]} / {table['dataset'].iloc[0]}")
+        ax.set_xlabel("speed-up over full depth")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoders", default="minilm6,mpnet12", help="comma-separated, from: " + ", ".join(ENCODERS))
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, from: " + ", ".join(DATASETS))
+    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--n-test-b1", type=int, default=200, help="test rows timed at batch size 1")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    parser.add_argument(
+        "--thresholds",
+        type=lambda s: [float(t) for t in s.split(",")],
+        default=[1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6],
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results (quick: /tmp)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the pipeline")
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_train, args.n_test, args.n_test_b1, args.epochs, args.repeats = 150, 60, 10, 1, 1
+        args.thresholds = [1.0, 0.9, 0.7]
+    out = args.out or (Path("/tmp/skearly-paper-quick") if args.quick else Path(__file__).parent / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    command = "python benchmarks/paper.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(environment(), flush=True)
+    start = time.perf_counter()
+    for encoder_key in args.encoders.split(","):
+        tables = [run(encoder_key, dataset, args) for dataset in args.datasets.split(",")]
+        name = f"paper_{encoder_key}"
+        pd.concat(tables).to_csv(out / f"{name}.csv", index=False)
+        lines = [
+            f"# The paper's experiment: {encoder_key} ({ENCODERS[encoder_key]})",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Environment: {environment()}",
+            "",
+            f"Train {args.n_train} rows per data set ({args.epochs} epochs), test {args.n_test} "
+            f"(batch-1 timing on {args.n_test_b1}); timings are medians of {args.repeats} runs, side by side "
+            "in one process. Speed-ups are wall-clock, over the sparse model at threshold 1.0 (full depth).",
+            "",
+            pd.DataFrame([summary(t) for t in tables]).to_markdown(index=False, floatfmt=".3f"),
+            "",
+            f"![accuracy vs speed-up]({name}.png)",
+        ]
+        (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+        plot(tables, out / f"{name}.png")
+        print("\n".join(lines[8:]), flush=True)
+    print(f"\ntotal benchmark time: {time.perf_counter() - start:.0f}s; outputs in {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
