@@ -51,7 +51,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         The pretrained encoder: ``None`` for the packaged all-MiniLM-L6-v2
         (6 layers, installed with skearly), a local Hugging Face model folder,
         or a model name already in the local Hugging Face cache. Nothing is
-        downloaded. Must be a BERT-style encoder (BERT, RoBERTa, ELECTRA, MiniLM ...).
+        downloaded. Supported families (``config.model_type``): BERT and MiniLM
+        (``bert``), RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, DistilBERT, MPNet,
+        DeBERTa-v2/v3 (``deberta-v2``) and ModernBERT; see :mod:`skearly.adapters`.
+        Any other family is refused with a ``ValueError`` at ``fit``.
     threshold : float, default=0.9
         Calibrated confidence a row needs to exit early, in (0, 1]. ``1.0``
         never exits early (full depth). Predict-time only: change it freely after ``fit``.

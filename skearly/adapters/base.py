@@ -1,0 +1,191 @@
+"""The adapter interface and its registry, keyed on the encoder config's ``model_type``.
+
+An :class:`EncoderAdapter` runs one family's pretrained encoder one layer at a
+time through three seams: :meth:`~EncoderAdapter.embed`,
+:meth:`~EncoderAdapter.layer_context` and :meth:`~EncoderAdapter.run_layer`.
+Family modules register their adapter with :func:`register`;
+:func:`adapter_for` picks the adapter of an encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "EncoderAdapter",
+    "LayerContext",
+    "adapter_for",
+    "context_fields",
+    "full_mask",
+    "register",
+    "supported_model_types",
+]
+
+_REGISTRY: dict[str, type[EncoderAdapter]] = {}
+
+AdapterT = TypeVar("AdapterT", bound="type[EncoderAdapter]")
+
+
+class EncoderAdapter(ABC):
+    """Runs one family's encoder layer by layer: embeddings, per-batch context, layer ``i``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The Hugging Face base model (``AutoModel``) of the family. The adapter
+        keeps a reference to it and holds no weights of its own.
+
+    Raises
+    ------
+    ValueError
+        If the encoder lacks the modules this family's adapter uses.
+    """
+
+    #: Human-readable family name, used in error messages and the docs.
+    family: str = ""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+        self.config = encoder.config
+        layers = self.layers
+        if not layers or not all(isinstance(layer, nn.Module) for layer in layers):
+            raise ValueError(f"{type(encoder).__name__} has no transformer layers where a {self.family} has them.")
+
+    # -- structure ---------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def layers(self) -> list[nn.Module]:
+        """The module run as layer ``i`` (0-based), for every layer; shared modules repeat (ALBERT)."""
+
+    @property
+    def n_layers(self) -> int:
+        """Number of transformer layers of the encoder."""
+        return len(self.layers)
+
+    def drop_pooler(self) -> None:
+        """Remove the encoder's pooler, if it has one (the exit heads pool for themselves)."""
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None
+
+    def token_types(self, token_type_ids: torch.Tensor | None) -> torch.Tensor | None:
+        """``token_type_ids`` if the encoder has more than one token type, else ``None`` (all zero anyway)."""
+        if token_type_ids is None or getattr(self.config, "type_vocab_size", 0) <= 1:
+            return None
+        return token_type_ids
+
+    # -- the three seams -----------------------------------------------------------------
+    @abstractmethod
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Hidden states entering layer 0: ``(batch, length, hidden_size)``."""
+
+    @abstractmethod
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:
+        """What every layer needs besides the hidden states, built for exactly this batch.
+
+        Callers rebuild it from ``(hidden, attention_mask)`` whenever rows leave
+        or padding is trimmed, so it never needs slicing. Only ``hidden``'s
+        shape, dtype and device are read.
+        """
+
+    @abstractmethod
+    def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
+        """Hidden states after the 0-based layer ``index``, given the :meth:`layer_context` of this batch."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerContext:
+    """Base of the contexts that hold more than an attention mask (relative positions, rotary tables ...).
+
+    Indexing it as one would index a 4-D attention mask, by rows
+    (``context[keep]``) or by length (``context[..., :n, :n]``), returns the
+    context rebuilt for those rows or that length, never a slice: so an engine
+    written for mask tensors also works with these families.
+
+    Parameters
+    ----------
+    attention_mask : torch.Tensor
+        ``(batch, length)`` mask the context was built from, 1 = token, 0 = padding.
+    like : torch.Tensor
+        Storage-free ``(batch, length, 0)`` tensor with the hidden states' dtype and device.
+    rebuild : callable
+        ``rebuild(hidden, attention_mask)``: the adapter's ``layer_context``.
+    """
+
+    attention_mask: torch.Tensor
+    like: torch.Tensor
+    rebuild: Callable[[torch.Tensor, torch.Tensor], Any]
+
+    def __getitem__(self, key: Any) -> Any:
+        """The context rebuilt for rows ``key``, or for length ``key[-1].stop`` when ``key`` is a tuple."""
+        if isinstance(key, tuple):
+            length = key[-1].stop
+            return self.rebuild(self.like[:, :length], self.attention_mask[:, :length])
+        return self.rebuild(self.like[key], self.attention_mask[key])
+
+
+def context_fields(hidden: torch.Tensor, attention_mask: torch.Tensor, rebuild: Callable[..., Any]) -> dict[str, Any]:
+    """The :class:`LayerContext` base fields for a batch: keyword arguments of a subclass's constructor."""
+    like = hidden.new_empty((*hidden.shape[:2], 0))
+    return {"attention_mask": full_mask(hidden, attention_mask), "like": like, "rebuild": rebuild}
+
+
+def full_mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """``attention_mask``, or an all-ones ``(batch, length)`` mask when it is ``None``."""
+    if attention_mask is not None:
+        return attention_mask
+    return torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+
+
+def register(*model_types: str) -> Callable[[AdapterT], AdapterT]:
+    """Class decorator: make the adapter serve encoders whose ``config.model_type`` is one of ``model_types``."""
+
+    def decorate(adapter: AdapterT) -> AdapterT:
+        for model_type in model_types:
+            _REGISTRY[model_type] = adapter
+        return adapter
+
+    return decorate
+
+
+def supported_model_types() -> tuple[str, ...]:
+    """The ``model_type`` values that have an adapter, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def adapter_for(encoder: nn.Module) -> EncoderAdapter:
+    """The adapter of ``encoder``'s family, chosen by ``encoder.config.model_type``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        A Hugging Face base model (as built by ``AutoModel``).
+
+    Returns
+    -------
+    EncoderAdapter
+
+    Raises
+    ------
+    ValueError
+        If the encoder has no config, its ``model_type`` has no adapter, or it
+        lacks the layers its family's adapter expects.
+    """
+    model_type = getattr(getattr(encoder, "config", None), "model_type", None)
+    adapter = _REGISTRY.get(model_type)
+    if adapter is None:
+        raise ValueError(
+            f"Encoder {type(encoder).__name__} (model_type={model_type!r}) is not supported. skearly runs "
+            f"these encoder families (config.model_type): {', '.join(supported_model_types())}."
+        )
+    return adapter(encoder)

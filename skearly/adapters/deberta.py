@@ -1,0 +1,78 @@
+"""DeBERTa-v2 and DeBERTa-v3 (``model_type`` ``"deberta-v2"``): disentangled attention on relative positions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, full_mask, register
+
+__all__ = ["DebertaV2Adapter", "DebertaV2Context"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DebertaV2Context(LayerContext):
+    """DeBERTa's per-batch layer inputs.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        ``(batch, 1, length, length)`` pairwise attention mask.
+    relative_pos : torch.Tensor or None
+        ``(1, length, length)`` (bucketed) relative positions; ``None`` without relative attention.
+    rel_embeddings : torch.Tensor or None
+        The (normalised) relative position embeddings shared by every layer.
+    """
+
+    mask: torch.Tensor | None = None
+    relative_pos: torch.Tensor | None = None
+    rel_embeddings: torch.Tensor | None = None
+
+
+@register("deberta-v2")
+class DebertaV2Adapter(EncoderAdapter):
+    """DeBERTa-v2/v3: masked embeddings, then ``encoder.layer`` with relative positions and embeddings.
+
+    The optional convolution after the first layer (``conv_kernel_size > 0``)
+    is applied in layer 0, as the model's own forward does.
+    """
+
+    family = "DeBERTa-v2/v3"
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """``encoder.layer``, one module per layer."""
+        return list(getattr(getattr(self.encoder, "encoder", None), "layer", None) or [])
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Embeddings (projected to the hidden size if narrower), zeroed at padding as DeBERTa does."""
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        return self.encoder.embeddings(input_ids=input_ids, token_type_ids=self.token_types(token_type_ids), mask=mask)
+
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> DebertaV2Context:
+        """Pairwise mask, relative positions for this length, and the relative embeddings."""
+        stack = self.encoder.encoder
+        fields = context_fields(hidden, attention_mask, self.layer_context)
+        return DebertaV2Context(
+            **fields,
+            mask=stack.get_attention_mask(full_mask(hidden, attention_mask)),
+            relative_pos=stack.get_rel_pos(hidden),
+            rel_embeddings=stack.get_rel_embedding(),
+        )
+
+    def run_layer(self, index: int, hidden: torch.Tensor, context: DebertaV2Context) -> torch.Tensor:
+        """Layer ``index`` (followed by the convolution in layer 0, if the model has one)."""
+        output, _ = self.layers[index](
+            hidden, context.mask, relative_pos=context.relative_pos, rel_embeddings=context.rel_embeddings
+        )
+        conv = self.encoder.encoder.conv
+        if index == 0 and conv is not None:
+            output = conv(hidden, output, context.attention_mask)
+        return output

@@ -1,0 +1,62 @@
+"""MPNet: BERT-like layers plus a relative position bias shared by every layer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from transformers.masking_utils import create_bidirectional_mask
+
+from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, register
+
+__all__ = ["MPNetAdapter", "MPNetContext"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MPNetContext(LayerContext):
+    """MPNet's per-batch layer inputs: the attention mask and the relative position bias for this length.
+
+    Parameters
+    ----------
+    mask : torch.Tensor or None
+        4-D attention mask of the model's attention implementation (``None``: nothing padded).
+    position_bias : torch.Tensor
+        ``(batch, heads, length, length)`` relative position bias.
+    """
+
+    mask: torch.Tensor | None = None
+    position_bias: torch.Tensor | None = None
+
+
+@register("mpnet")
+class MPNetAdapter(EncoderAdapter):
+    """MPNet (e.g. all-mpnet-base-v2): ``embeddings`` then ``encoder.layer`` with a relative position bias."""
+
+    family = "MPNet"
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """``encoder.layer``, one module per layer."""
+        return list(getattr(getattr(self.encoder, "encoder", None), "layer", None) or [])
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Word and position embeddings (MPNet has no token types)."""
+        return self.encoder.embeddings(input_ids=input_ids)
+
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> MPNetContext:
+        """The attention mask and the relative position bias, both for this batch's length."""
+        return MPNetContext(
+            **context_fields(hidden, attention_mask, self.layer_context),
+            mask=create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask),
+            position_bias=self.encoder.encoder.compute_position_bias(hidden),
+        )
+
+    def run_layer(self, index: int, hidden: torch.Tensor, context: MPNetContext) -> torch.Tensor:
+        """Layer ``index`` with the mask and position bias of ``context``."""
+        return self.layers[index](hidden, context.mask, context.position_bias)[0]
