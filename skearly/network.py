@@ -119,9 +119,7 @@ class MultiExitNetwork(nn.Module):
         self.adapter: EncoderAdapter = adapter  # a plain object holding no weights: not a submodule
         self.exit_layers = tuple(int(layer) for layer in exit_layers)
         if self.exit_layers and self.exit_layers[-1] > adapter.n_layers:
-            raise ValueError(
-                f"exit_layers {list(self.exit_layers)} go past the encoder's {adapter.n_layers} layers."
-            )
+            raise ValueError(f"exit_layers {list(self.exit_layers)} go past the encoder's {adapter.n_layers} layers.")
         self.heads = nn.ModuleList(
             ExitHead(encoder.config.hidden_size, n_classes, dropout, pooling) for _ in self.exit_layers
         )

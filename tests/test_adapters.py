@@ -14,6 +14,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import make_texts
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
@@ -21,8 +22,6 @@ from skearly import EarlyExitTextClassifier
 from skearly.adapters import LayerContext, adapter_for, supported_model_types
 from skearly.encoders import make_tiny_encoder, tiny_families
 from skearly.network import MultiExitNetwork
-
-from conftest import make_texts
 
 FAMILIES = tiny_families()
 TOLERANCE = 1e-5
