@@ -167,6 +167,16 @@ def test_pooler_is_dropped_and_heads_fit_the_hidden_size(folders, family):
     assert network.heads[0].dense.in_features == network.config.hidden_size
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pickle_and_save_load_round_trip_every_family(folders, family, toy, tmp_path):
+    X, y = toy
+    clf = EarlyExitTextClassifier(folders[family], epochs=1, batch_size=16, calibration_size=0.25, random_state=0)
+    clf.fit(X[:24], y[:24]).set_params(threshold=1.0)
+    expected = clf.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    np.testing.assert_array_equal(EarlyExitTextClassifier.load(clf.save(tmp_path / "model")).predict_proba(X), expected)
+
+
 @pytest.fixture(scope="module")
 def toy():
     X, y = make_texts(48, seed=3)
@@ -181,8 +191,10 @@ def test_fit_predict_end_to_end_with_rows_leaving_mid_batch(folders, family, toy
     ).fit(X, y)
     proba_full = clf.set_params(threshold=1.0, predict_batch_size=64).predict_proba(X)
     assert set(clf.exit_layers_) == {clf.n_layers_}
+    predicted_full = clf.predict(X)
     row_by_row = clf.set_params(predict_batch_size=1).predict_proba(X)
     np.testing.assert_allclose(row_by_row, proba_full, atol=1e-5)
+    np.testing.assert_array_equal(clf.predict(X), predicted_full)
     # a threshold between the rows' first-head confidences: some rows leave at layer 1, others go on
     threshold = float(np.median(clf.calibration_proba_[0].max(axis=1)))
     predicted = clf.set_params(threshold=threshold, predict_batch_size=64).predict(X)
