@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from skearly.adapters.base import register
@@ -30,12 +29,7 @@ class AlbertAdapter(BertAdapter):
         n_layers, n_groups = self.config.num_hidden_layers, self.config.num_hidden_groups
         return [groups[int(i / (n_layers / n_groups))] for i in range(n_layers)]
 
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Embeddings projected to the hidden size."""
-        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=self.token_types(token_type_ids))
-        return self.encoder.encoder.embedding_hidden_mapping_in(hidden)
+    @property
+    def projection(self) -> nn.Module:
+        """``encoder.embedding_hidden_mapping_in``: embeddings to the hidden size."""
+        return self.encoder.encoder.embedding_hidden_mapping_in

@@ -49,6 +49,10 @@ class EncoderAdapter(ABC):
 
     #: Human-readable family name, used in error messages and the docs.
     family: str = ""
+    #: Attribute path from the encoder to its ``nn.ModuleList`` of layers.
+    layer_path: tuple[str, ...] = ("encoder", "layer")
+    #: Whether the embeddings module takes the attention mask (as ``mask=``).
+    embeddings_take_mask: bool = False
 
     def __init__(self, encoder: nn.Module) -> None:
         self.encoder = encoder
@@ -59,14 +63,22 @@ class EncoderAdapter(ABC):
 
     # -- structure ---------------------------------------------------------------------
     @property
-    @abstractmethod
     def layers(self) -> list[nn.Module]:
-        """The module run as layer ``i`` (0-based), for every layer; shared modules repeat (ALBERT)."""
+        """The module run as layer ``i`` (0-based), for every layer: the modules at :attr:`layer_path`."""
+        module = self.encoder
+        for name in self.layer_path:
+            module = getattr(module, name, None)
+        return list(module) if isinstance(module, nn.ModuleList) else []
 
     @property
     def n_layers(self) -> int:
         """Number of transformer layers of the encoder."""
         return len(self.layers)
+
+    @property
+    def projection(self) -> nn.Module | None:
+        """Module mapping the embeddings to the hidden size, for families that have one (else ``None``)."""
+        return None
 
     def drop_pooler(self) -> None:
         """Remove the encoder's pooler, if it has one (the exit heads pool for themselves)."""
@@ -80,14 +92,27 @@ class EncoderAdapter(ABC):
         return token_type_ids
 
     # -- the three seams -----------------------------------------------------------------
-    @abstractmethod
     def embed(
         self,
         input_ids: torch.Tensor,
         token_type_ids: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Hidden states entering layer 0: ``(batch, length, hidden_size)``."""
+        """Hidden states entering layer 0: ``(batch, length, hidden_size)``.
+
+        The encoder's ``embeddings`` module, given the token types where the
+        family has several and the mask where it takes one, then the family's
+        :attr:`projection`, if any.
+        """
+        kwargs: dict[str, torch.Tensor] = {"input_ids": input_ids}
+        types = self.token_types(token_type_ids)
+        if types is not None:
+            kwargs["token_type_ids"] = types
+        if self.embeddings_take_mask:
+            kwargs["mask"] = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        hidden = self.encoder.embeddings(**kwargs)
+        projection = self.projection
+        return hidden if projection is None else projection(hidden)
 
     @abstractmethod
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:

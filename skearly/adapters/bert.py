@@ -27,20 +27,9 @@ class BertAdapter(EncoderAdapter):
     family = "BERT-style encoder"
 
     @property
-    def layers(self) -> list[nn.Module]:
-        """``encoder.layer``, one module per layer."""
-        return list(getattr(getattr(self.encoder, "encoder", None), "layer", None) or [])
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Word, position and token-type embeddings (then ELECTRA's projection, if any)."""
-        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=self.token_types(token_type_ids))
-        project = getattr(self.encoder, "embeddings_project", None)
-        return hidden if project is None else project(hidden)
+    def projection(self) -> nn.Module | None:
+        """ELECTRA's ``embeddings_project``, where the encoder has one."""
+        return getattr(self.encoder, "embeddings_project", None)
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:
         """The 4-D attention mask of the model's attention implementation, or ``None`` when nothing is padded."""
@@ -59,17 +48,4 @@ class DistilBertAdapter(BertAdapter):
     """DistilBERT: ``embeddings`` (no token types) then ``transformer.layer``."""
 
     family = "DistilBERT"
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """``transformer.layer``, one module per layer."""
-        return list(getattr(getattr(self.encoder, "transformer", None), "layer", None) or [])
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Word and position embeddings (DistilBERT has no token types)."""
-        return self.encoder.embeddings(input_ids)
+    layer_path = ("transformer", "layer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, full_mask, register
 
@@ -40,21 +39,7 @@ class DebertaV2Adapter(EncoderAdapter):
     """
 
     family = "DeBERTa-v2/v3"
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """``encoder.layer``, one module per layer."""
-        return list(getattr(getattr(self.encoder, "encoder", None), "layer", None) or [])
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Embeddings (projected to the hidden size if narrower), zeroed at padding as DeBERTa does."""
-        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        return self.encoder.embeddings(input_ids=input_ids, token_type_ids=self.token_types(token_type_ids), mask=mask)
+    embeddings_take_mask = True  # DeBERTa zeroes the embeddings of padding
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> DebertaV2Context:
         """Pairwise mask, relative positions for this length, and the relative embeddings."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
 
 from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, register
@@ -40,20 +39,7 @@ class ModernBertAdapter(EncoderAdapter):
     """
 
     family = "ModernBERT"
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """``layers``, one module per layer."""
-        return list(getattr(self.encoder, "layers", None) or [])
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Token embeddings, normalised (ModernBERT has no token types or absolute positions)."""
-        return self.encoder.embeddings(input_ids=input_ids)
+    layer_path = ("layers",)
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> ModernBertContext:
         """Masks and rotary tables of both attention types, for this batch's length."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
 from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, register
@@ -34,20 +33,6 @@ class MPNetAdapter(EncoderAdapter):
     """MPNet (e.g. all-mpnet-base-v2): ``embeddings`` then ``encoder.layer`` with a relative position bias."""
 
     family = "MPNet"
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """``encoder.layer``, one module per layer."""
-        return list(getattr(getattr(self.encoder, "encoder", None), "layer", None) or [])
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Word and position embeddings (MPNet has no token types)."""
-        return self.encoder.embeddings(input_ids=input_ids)
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> MPNetContext:
         """The attention mask and the relative position bias, both for this batch's length."""
