@@ -19,7 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from skearly import EarlyExitTextClassifier
-from skearly.adapters import LayerContext, adapter_for, supported_model_types
+from skearly.adapters import BertAdapter, LayerContext, adapter_for, register, supported_model_types
 from skearly.encoders import make_tiny_encoder, tiny_families
 from skearly.network import MultiExitNetwork
 
@@ -221,6 +221,15 @@ def test_encoder_without_its_familys_layers_is_refused():
 def test_exit_layers_past_the_encoder_are_refused(folders):
     with pytest.raises(ValueError, match="go past the encoder's 4 layers"):
         MultiExitNetwork.from_pretrained(folders["mpnet"], exit_layers=(2, 5), n_classes=2)
+
+
+def test_a_model_type_cannot_get_a_second_adapter():
+    class Other(BertAdapter):
+        pass
+
+    with pytest.raises(ValueError, match="'bert' already has an adapter"):
+        register("bert")(Other)
+    assert register("bert")(BertAdapter) is BertAdapter  # registering the same class again is harmless
 
 
 def test_unknown_tiny_family_is_refused(tmp_path):

@@ -29,7 +29,7 @@ __all__ = [
 
 _REGISTRY: dict[str, type[EncoderAdapter]] = {}
 
-AdapterT = TypeVar("AdapterT", bound="type[EncoderAdapter]")
+_AdapterT = TypeVar("_AdapterT", bound="type[EncoderAdapter]")
 
 
 class EncoderAdapter(ABC):
@@ -172,11 +172,21 @@ def full_mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torc
     return torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
 
 
-def register(*model_types: str) -> Callable[[AdapterT], AdapterT]:
-    """Class decorator: make the adapter serve encoders whose ``config.model_type`` is one of ``model_types``."""
+def register(*model_types: str) -> Callable[[_AdapterT], _AdapterT]:
+    """Class decorator: make the adapter serve encoders whose ``config.model_type`` is one of ``model_types``.
 
-    def decorate(adapter: AdapterT) -> AdapterT:
+    Raises
+    ------
+    ValueError
+        If a ``model_type`` already has another adapter.
+    """
+
+    def decorate(adapter: _AdapterT) -> _AdapterT:
         for model_type in model_types:
+            if _REGISTRY.get(model_type, adapter) is not adapter:
+                raise ValueError(
+                    f"model_type {model_type!r} already has an adapter ({_REGISTRY[model_type].__name__})."
+                )
             _REGISTRY[model_type] = adapter
         return adapter
 
