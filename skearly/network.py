@@ -98,6 +98,12 @@ class MultiExitNetwork(nn.Module):
     pooling : {"mean", "cls"}, default="mean"
         How each head pools the token states.
 
+    Attributes
+    ----------
+    adapter : skearly.adapters.EncoderAdapter
+        Runs the encoder's family one layer at a time (chosen by ``config.model_type``);
+        :meth:`embed`, :meth:`layer_context` and :meth:`run_layer` delegate to it.
+
     Raises
     ------
     ValueError
