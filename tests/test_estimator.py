@@ -162,13 +162,31 @@ def test_fit_prints_nothing_when_not_verbose(tiny_encoder, toy_data, capsys):
     assert "LOAD REPORT" not in captured.err
 
 
-def test_predict_in_chunks_matches_one_chunk(fitted, toy_data, monkeypatch):
-    import skearly.estimator as module
-
+def test_predict_time_engine_parameters_need_no_refit(fitted, toy_data):
     _, _, X_test, _ = toy_data
     clf = copy.deepcopy(fitted).set_params(threshold=0.8)
-    expected = clf.predict_proba(X_test)
+    network = clf.network_
+    expected = clf.predict(X_test)
     layers = clf.exit_layers_.copy()
-    monkeypatch.setattr(module, "_PREDICT_CHUNK", 7)
-    np.testing.assert_allclose(clf.predict_proba(X_test), expected, atol=1e-5)
-    np.testing.assert_array_equal(clf.exit_layers_, layers)
+    for scheduler in ("shrinking", "refilling", "auto"):
+        clf.set_params(scheduler=scheduler, backend="torch")
+        np.testing.assert_array_equal(clf.predict(X_test), expected)
+        np.testing.assert_array_equal(clf.exit_layers_, layers)
+        assert clf.network_ is network
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"scheduler": "fastest"}, ValueError, "scheduler must be"),
+        ({"scheduler": 2}, TypeError, "scheduler must be"),
+        ({"backend": "tensorrt"}, ValueError, "backend must be one of"),
+        ({"backend": None}, TypeError, "backend must be"),
+    ],
+)
+def test_bad_engine_parameters(fitted, toy_data, tiny_encoder, params, error, match):
+    X_train, y_train, X_test, _ = toy_data
+    with pytest.raises(error, match=match):
+        tiny_classifier(tiny_encoder, **params).fit(X_train, y_train)
+    with pytest.raises(error, match=match):
+        copy.deepcopy(fitted).set_params(**params).predict(X_test)
