@@ -75,6 +75,9 @@ class InferenceEngine:
         On CUDA, restrict scaled-dot-product attention to the flash,
         memory-efficient and math kernels (``False`` leaves torch's default
         choice, cuDNN included: only for comparison).
+    length_multiple : int or None, default=None
+        Round padded widths up to a multiple of this; ``None`` means 8 on CUDA
+        (fewer distinct shapes) and 1 elsewhere.
     """
 
     runner: Any
@@ -88,6 +91,7 @@ class InferenceEngine:
     verbose: int = 0
     chunk_size: int = DEFAULT_CHUNK_SIZE
     choose_attention_kernels: bool = True
+    length_multiple: int | None = None
 
     def predict(
         self, first: Sequence[str], second: Sequence[str] | None, criterion: ExitCriterion, threshold: float
@@ -114,7 +118,7 @@ class InferenceEngine:
         n_rows = len(first)
         proba = np.empty((n_rows, int(self.runner.n_classes)), dtype=np.float64)
         layers = np.empty(n_rows, dtype=np.int64)
-        multiple = _CUDA_LENGTH_MULTIPLE if self.device.type == "cuda" else 1
+        multiple = self.length_multiple or (_CUDA_LENGTH_MULTIPLE if self.device.type == "cuda" else 1)
         progress = tqdm(
             total=n_batches(n_rows, self.batch_size), desc="predicting", unit="batch", disable=not self.verbose
         )

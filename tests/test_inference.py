@@ -61,6 +61,18 @@ def test_refilling_equals_shrinking_row_for_row(fitted, toy_data, criterion, thr
     np.testing.assert_allclose(refilling[0], shrinking[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.name)
+def test_widths_rounded_up_give_the_same_answers(fitted, toy_data, scheduler):
+    """The CUDA setting (padded widths rounded up to a multiple of 8), checked on the CPU."""
+    _, _, X_test, _ = toy_data
+    X = list(X_test) + _mixed_lengths(40)
+    for threshold in (0.7, 0.9, 1.0):
+        exact = _engine(fitted, scheduler).predict(X, None, MaxProbability(), threshold)
+        rounded = _engine(fitted, scheduler, length_multiple=8).predict(X, None, MaxProbability(), threshold)
+        np.testing.assert_array_equal(rounded[1], exact[1])
+        np.testing.assert_allclose(rounded[0], exact[0], atol=1e-5)
+
+
 def test_refilling_equals_shrinking_on_pairs(tiny_encoder):
     from conftest import tiny_classifier
 
