@@ -22,12 +22,12 @@ predictions and exit layers row for row (up to float rounding):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ._batching import Batch
+from ._strategy import Registry, Strategy
 from .layer_pass import ExitPass, RowGroup
 
 __all__ = [
@@ -39,11 +39,8 @@ __all__ = [
 ]
 
 
-class BatchScheduler:
-    """Base class of batch schedulers: subclass it, set ``name`` and override :meth:`run`."""
-
-    #: The string alias (``EarlyExitTextClassifier(scheduler=name)``).
-    name: ClassVar[str] = ""
+class BatchScheduler(Strategy):
+    """Base class of batch schedulers: subclass it, set ``name``, override :meth:`run` and register it."""
 
     def run(self, exit_pass: ExitPass, batches: Iterable[tuple[Batch, np.ndarray]], batch_size: int) -> None:
         """Push every input row through the layers until it exits.
@@ -59,15 +56,6 @@ class BatchScheduler:
             The wanted number of rows per layer call.
         """
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self).__name__)
 
 
 class ShrinkingScheduler(BatchScheduler):
@@ -130,10 +118,12 @@ class RefillingScheduler(BatchScheduler):
                 call(index)
 
 
-#: Registered schedulers by alias (``"auto"`` is resolved by :func:`resolve_scheduler`).
-SCHEDULERS: dict[str, type[BatchScheduler]] = {cls.name: cls for cls in (ShrinkingScheduler, RefillingScheduler)}
+#: Batch schedulers by alias (``"auto"`` is resolved by :func:`resolve_scheduler`).
+SCHEDULERS: Registry[BatchScheduler] = Registry(BatchScheduler, "scheduler")
+SCHEDULERS.register(ShrinkingScheduler)
+SCHEDULERS.register(RefillingScheduler)
 
-#: What ``"auto"`` resolves to, by device type.
+#: What ``"auto"`` resolves to, by device type (anything else: shrinking).
 _AUTO = {"cuda": RefillingScheduler}
 
 
@@ -154,14 +144,6 @@ def resolve_scheduler(scheduler: str | BatchScheduler, device: torch.device) -> 
     TypeError
         For anything that is neither a string nor a :class:`BatchScheduler`.
     """
-    if isinstance(scheduler, BatchScheduler):
-        return scheduler
-    if isinstance(scheduler, str):
-        if scheduler == "auto":
-            return _AUTO.get(device.type, ShrinkingScheduler)()
-        if scheduler not in SCHEDULERS:
-            raise ValueError(
-                f"scheduler must be 'auto', one of {sorted(SCHEDULERS)} or a BatchScheduler, got {scheduler!r}."
-            )
-        return SCHEDULERS[scheduler]()
-    raise TypeError(f"scheduler must be a string or a BatchScheduler, got {type(scheduler).__name__}.")
+    if isinstance(scheduler, str) and scheduler == "auto":
+        return _AUTO.get(device.type, ShrinkingScheduler)()
+    return SCHEDULERS.resolve(scheduler, extra_names=("auto",))

@@ -10,7 +10,7 @@ def test_auto_picks_by_device():
 
 
 def test_names_and_objects_resolve():
-    for name, cls in SCHEDULERS.items():
+    for name, cls in SCHEDULERS.classes.items():
         assert isinstance(resolve_scheduler(name, torch.device("cpu")), cls)
     scheduler = RefillingScheduler()
     assert resolve_scheduler(scheduler, torch.device("cpu")) is scheduler
