@@ -6,7 +6,7 @@ difference, over non-padding positions and all layers, between the hidden
 states of the network's seams (``embed`` -> ``layer_context`` -> ``run_layer``)
 and those of the Hugging Face model's forward with ``output_hidden_states``:
 on a padded batch, on an unpadded one, and after the longest row leaves at
-layer 2 (padding trimmed; context rebuilt, or indexed like a 4-D mask).
+layer 2 (padding trimmed, context rebuilt from the kept rows).
 
 Run from the repository root::
 
@@ -52,10 +52,9 @@ def measure(folder: str) -> dict[str, float]:
     ids, mask, types = checks._batch([14, 9, 3, 11], seed=1)
     full = checks._loop(network, ids, mask, types)
     keep = torch.tensor([False, True, True, True])
-    for name, rebuild in (("rows_left_rebuilt", True), ("rows_left_indexed", False)):
-        after = checks._drop_and_continue(network, ids, mask, types, keep, at_layer=2, rebuild=rebuild)
-        kept = mask[keep][:, :11]
-        row[name] = max(checks._max_diff(a, b[keep][:, :11], kept) for a, b in zip(after, full[2:], strict=True))
+    after = checks._drop_and_continue(network, ids, mask, types, keep, at_layer=2)
+    kept = mask[keep][:, :11]
+    row["rows_left"] = max(checks._max_diff(a, b[keep][:, :11], kept) for a, b in zip(after, full[2:], strict=True))
     alone = checks._reference(folder, ids[keep][:, :11], kept, types[keep][:, :11])
     full_reference = checks._reference(folder, ids, mask, types)
     row["model_rows_alone"] = max(
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine {platform.machine()}, 1 torch thread, CPU, float32"
     )
     command = " ".join([COMMAND, *(f"--encoder {folder}" for folder in args.encoder)])
-    worst = table[["padded", "unpadded", "rows_left_rebuilt", "rows_left_indexed"]].to_numpy().max()
+    worst = table[["padded", "unpadded", "rows_left"]].to_numpy().max()
     lines = [
         "# Layer loop vs each family's own forward",
         "",
@@ -100,15 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         "encoders (4 layers, hidden 32, 2 heads; `make_tiny_encoder(family=...)`), and on the real encoders",
         "passed with `--encoder` (listed last, by folder name). Padded: random token ids, rows of 14, 9, 3",
         "and 11 tokens; unpadded: 3 rows of 14. Rows left: the 14-token row leaves after layer 2, padding is",
-        "trimmed to 11 and the other rows finish; compared with the full batch's states (context rebuilt from",
-        "the kept rows, or indexed the way a 4-D mask is sliced). The tests require at most 1e-5.",
+        "trimmed to 11 and the other rows finish (layer context rebuilt from the kept rows, as the engine does);",
+        "compared with the full batch's states. The tests require at most 1e-5.",
         "",
-        "| encoder | model_type | padded | unpadded | rows left (rebuilt) | rows left (indexed) "
-        "| model's own: kept rows alone | largest |state| |",
-        "|---|---|---|---|---|---|---|---|",
+        "| encoder | model_type | padded | unpadded | rows left | model's own: kept rows alone | largest |state| |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        columns = ("padded", "unpadded", "rows_left_rebuilt", "rows_left_indexed", "model_rows_alone")
+        columns = ("padded", "unpadded", "rows_left", "model_rows_alone")
         values = " | ".join(f"{row[k]:.1e}" for k in columns)
         lines.append(f"| {row['encoder']} | `{row['model_type']}` | {values} | {row['padded_largest_state']:.1f} |")
     lines += [

@@ -19,7 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from skearly import EarlyExitTextClassifier
-from skearly.adapters import BertAdapter, LayerContext, adapter_for, register, supported_model_types
+from skearly.adapters import BertAdapter, adapter_for, register, supported_model_types
 from skearly.encoders import make_tiny_encoder, tiny_families
 from skearly.network import MultiExitNetwork
 
@@ -111,8 +111,12 @@ def test_layer_loop_equals_the_models_own_forward(folders, name, padded):
         assert _max_diff(embedded, reference[0], mask) <= TOLERANCE
 
 
-def _drop_and_continue(network, ids, mask, types, keep, at_layer, rebuild: bool) -> list[torch.Tensor]:
-    """Run ``at_layer`` layers on the full batch, keep rows ``keep``, trim padding, finish the layers."""
+def _drop_and_continue(network, ids, mask, types, keep, at_layer) -> list[torch.Tensor]:
+    """Run ``at_layer`` layers on the full batch, keep rows ``keep``, trim padding, finish the layers.
+
+    As the engine does: the kept rows' hidden states and mask are sliced, and the
+    layer context is rebuilt from them (never sliced).
+    """
     with torch.no_grad():
         hidden = network.embed(ids, types, mask)
         context = network.layer_context(hidden, mask)
@@ -121,10 +125,7 @@ def _drop_and_continue(network, ids, mask, types, keep, at_layer, rebuild: bool)
         hidden, mask = hidden[keep], mask[keep]
         length = int(mask.sum(dim=1).max())
         hidden, mask = hidden[:, :length], mask[:, :length]
-        if rebuild:  # the engine's way: rebuild from the kept rows
-            context = network.layer_context(hidden, mask)
-        elif context is not None:  # an engine that slices the context like a 4-D mask
-            context = context[keep][..., :length, :length]
+        context = network.layer_context(hidden, mask)
         states = []
         for index in range(at_layer, network.n_layers_used):
             hidden = network.run_layer(index, hidden, context)
@@ -132,14 +133,13 @@ def _drop_and_continue(network, ids, mask, types, keep, at_layer, rebuild: bool)
     return states
 
 
-@pytest.mark.parametrize("rebuild", [True, False], ids=["rebuilt", "indexed"])
 @pytest.mark.parametrize("name", [*FAMILIES, *VARIANTS])
-def test_rows_leaving_and_trimmed_padding_do_not_change_the_others(folders, name, rebuild):
+def test_rows_leaving_and_trimmed_padding_do_not_change_the_others(folders, name):
     ids, mask, types = _batch([14, 9, 3, 11], seed=1)
     network = _network(folders[name])
     full = _loop(network, ids, mask, types)
     keep = torch.tensor([False, True, True, True])  # the longest row leaves: padding is trimmed to 11
-    after = _drop_and_continue(network, ids, mask, types, keep, at_layer=2, rebuild=rebuild)
+    after = _drop_and_continue(network, ids, mask, types, keep, at_layer=2)
     kept_mask = mask[keep][:, :11]
     for ours, theirs in zip(after, full[2:], strict=True):
         assert ours.shape[1] == 11
@@ -197,9 +197,13 @@ def test_fit_predict_end_to_end_with_rows_leaving_mid_batch(folders, family, toy
     np.testing.assert_array_equal(clf.predict(X), predicted_full)
     # a threshold between the rows' first-head confidences: some rows leave at layer 1, others go on
     threshold = float(np.median(clf.calibration_proba_[0].max(axis=1)))
-    predicted = clf.set_params(threshold=threshold, predict_batch_size=64).predict(X)
-    assert len(predicted) == len(X)
-    assert len(set(clf.exit_layers_)) > 1, (threshold, np.unique(clf.exit_layers_))
+    proba = clf.set_params(threshold=threshold, predict_batch_size=16, scheduler="shrinking").predict_proba(X)
+    exits = clf.exit_layers_
+    assert len(set(exits)) > 1, (threshold, np.unique(exits))
+    # rows from several batches merged into one group at each layer: the context is rebuilt for the merge
+    refilled = clf.set_params(scheduler="refilling").predict_proba(X)
+    np.testing.assert_array_equal(clf.exit_layers_, exits)
+    np.testing.assert_allclose(refilled, proba, atol=1e-5)
 
 
 def test_unsupported_family_is_refused_naming_the_supported_ones():
@@ -235,15 +239,3 @@ def test_a_model_type_cannot_get_a_second_adapter():
 def test_unknown_tiny_family_is_refused(tmp_path):
     with pytest.raises(ValueError, match="family must be one of"):
         make_tiny_encoder(tmp_path, family="gpt2")
-
-
-def test_layer_context_indexing_rebuilds_for_the_rows(folders):
-    network = _network(folders["mpnet"])
-    ids, mask, types = _batch([14, 9, 3, 11])
-    with torch.no_grad():
-        hidden = network.embed(ids, types, mask)
-        context = network.layer_context(hidden, mask)
-    assert isinstance(context, LayerContext)
-    kept = context[torch.tensor([False, True, True, False])][..., :9, :9]
-    assert kept.position_bias.shape[0] == 2 and kept.position_bias.shape[-1] == 9
-    assert torch.equal(kept.attention_mask, mask[1:3, :9])

@@ -17,7 +17,7 @@ Any other ``model_type`` is refused with a ``ValueError`` naming these.
 """
 
 from skearly.adapters.albert import AlbertAdapter
-from skearly.adapters.base import EncoderAdapter, LayerContext, adapter_for, register, supported_model_types
+from skearly.adapters.base import EncoderAdapter, adapter_for, register, supported_model_types
 from skearly.adapters.bert import BertAdapter, DistilBertAdapter
 from skearly.adapters.deberta import DebertaV2Adapter
 from skearly.adapters.modernbert import ModernBertAdapter
@@ -29,7 +29,6 @@ __all__ = [
     "DebertaV2Adapter",
     "DistilBertAdapter",
     "EncoderAdapter",
-    "LayerContext",
     "MPNetAdapter",
     "ModernBertAdapter",
     "adapter_for",

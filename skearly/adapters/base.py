@@ -9,7 +9,6 @@ Family modules register their adapter with :func:`register`;
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,9 +18,7 @@ from torch import nn
 
 __all__ = [
     "EncoderAdapter",
-    "LayerContext",
     "adapter_for",
-    "context_fields",
     "full_mask",
     "register",
     "supported_model_types",
@@ -126,43 +123,6 @@ class EncoderAdapter(ABC):
     @abstractmethod
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Hidden states after the 0-based layer ``index``, given the :meth:`layer_context` of this batch."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerContext:
-    """Base of the contexts that hold more than an attention mask (relative positions, rotary tables ...).
-
-    Indexing it as one would index a 4-D attention mask, by rows
-    (``context[keep]``) or by length (``context[..., :n, :n]``), returns the
-    context rebuilt for those rows or that length, never a slice: so an engine
-    written for mask tensors also works with these families.
-
-    Parameters
-    ----------
-    attention_mask : torch.Tensor
-        ``(batch, length)`` mask the context was built from, 1 = token, 0 = padding.
-    like : torch.Tensor
-        Storage-free ``(batch, length, 0)`` tensor with the hidden states' dtype and device.
-    rebuild : callable
-        ``rebuild(hidden, attention_mask)``: the adapter's ``layer_context``.
-    """
-
-    attention_mask: torch.Tensor
-    like: torch.Tensor
-    rebuild: Callable[[torch.Tensor, torch.Tensor], Any]
-
-    def __getitem__(self, key: Any) -> Any:
-        """The context rebuilt for rows ``key``, or for length ``key[-1].stop`` when ``key`` is a tuple."""
-        if isinstance(key, tuple):
-            length = key[-1].stop
-            return self.rebuild(self.like[:, :length], self.attention_mask[:, :length])
-        return self.rebuild(self.like[key], self.attention_mask[key])
-
-
-def context_fields(hidden: torch.Tensor, attention_mask: torch.Tensor, rebuild: Callable[..., Any]) -> dict[str, Any]:
-    """The :class:`LayerContext` base fields for a batch: keyword arguments of a subclass's constructor."""
-    like = hidden.new_empty((*hidden.shape[:2], 0))
-    return {"attention_mask": full_mask(hidden, attention_mask), "like": like, "rebuild": rebuild}
 
 
 def full_mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

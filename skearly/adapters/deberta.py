@@ -6,17 +6,19 @@ import dataclasses
 
 import torch
 
-from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, full_mask, register
+from skearly.adapters.base import EncoderAdapter, full_mask, register
 
 __all__ = ["DebertaV2Adapter", "DebertaV2Context"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DebertaV2Context(LayerContext):
+class DebertaV2Context:
     """DeBERTa's per-batch layer inputs.
 
     Parameters
     ----------
+    input_mask : torch.Tensor
+        ``(batch, length)`` mask, 1 = token, 0 = padding (for the optional convolution).
     mask : torch.Tensor
         ``(batch, 1, length, length)`` pairwise attention mask.
     relative_pos : torch.Tensor or None
@@ -25,9 +27,10 @@ class DebertaV2Context(LayerContext):
         The (normalised) relative position embeddings shared by every layer.
     """
 
-    mask: torch.Tensor | None = None
-    relative_pos: torch.Tensor | None = None
-    rel_embeddings: torch.Tensor | None = None
+    input_mask: torch.Tensor
+    mask: torch.Tensor
+    relative_pos: torch.Tensor | None
+    rel_embeddings: torch.Tensor | None
 
 
 @register("deberta-v2")
@@ -44,10 +47,10 @@ class DebertaV2Adapter(EncoderAdapter):
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> DebertaV2Context:
         """Pairwise mask, relative positions for this length, and the relative embeddings."""
         stack = self.encoder.encoder
-        fields = context_fields(hidden, attention_mask, self.layer_context)
+        input_mask = full_mask(hidden, attention_mask)
         return DebertaV2Context(
-            **fields,
-            mask=stack.get_attention_mask(full_mask(hidden, attention_mask)),
+            input_mask=input_mask,
+            mask=stack.get_attention_mask(input_mask),
             relative_pos=stack.get_rel_pos(hidden),
             rel_embeddings=stack.get_rel_embedding(),
         )
@@ -59,5 +62,5 @@ class DebertaV2Adapter(EncoderAdapter):
         )
         conv = self.encoder.encoder.conv
         if index == 0 and conv is not None:
-            output = conv(hidden, output, context.attention_mask)
+            output = conv(hidden, output, context.input_mask)
         return output

@@ -7,13 +7,13 @@ import dataclasses
 import torch
 from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
 
-from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, register
+from skearly.adapters.base import EncoderAdapter, register
 
 __all__ = ["ModernBertAdapter", "ModernBertContext"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ModernBertContext(LayerContext):
+class ModernBertContext:
     """ModernBERT's per-batch layer inputs, by attention type (``"full_attention"``, ``"sliding_attention"``).
 
     Parameters
@@ -24,8 +24,8 @@ class ModernBertContext(LayerContext):
         ``(cos, sin)`` rotary tables of each attention type, for this length.
     """
 
-    masks: dict[str, torch.Tensor | None] = dataclasses.field(default_factory=dict)
-    rotary: dict[str, tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict)
+    masks: dict[str, torch.Tensor | None]
+    rotary: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 @register("modernbert")
@@ -46,7 +46,6 @@ class ModernBertAdapter(EncoderAdapter):
         kwargs = {"config": self.config, "inputs_embeds": hidden, "attention_mask": attention_mask}
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
         return ModernBertContext(
-            **context_fields(hidden, attention_mask, self.layer_context),
             masks={
                 "full_attention": create_bidirectional_mask(**kwargs),
                 "sliding_attention": create_bidirectional_sliding_window_mask(**kwargs),

@@ -7,13 +7,13 @@ import dataclasses
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 
-from skearly.adapters.base import EncoderAdapter, LayerContext, context_fields, register
+from skearly.adapters.base import EncoderAdapter, register
 
 __all__ = ["MPNetAdapter", "MPNetContext"]
 
 
 @dataclasses.dataclass(frozen=True)
-class MPNetContext(LayerContext):
+class MPNetContext:
     """MPNet's per-batch layer inputs: the attention mask and the relative position bias for this length.
 
     Parameters
@@ -24,8 +24,8 @@ class MPNetContext(LayerContext):
         ``(batch, heads, length, length)`` relative position bias.
     """
 
-    mask: torch.Tensor | None = None
-    position_bias: torch.Tensor | None = None
+    mask: torch.Tensor | None
+    position_bias: torch.Tensor
 
 
 @register("mpnet")
@@ -37,7 +37,6 @@ class MPNetAdapter(EncoderAdapter):
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> MPNetContext:
         """The attention mask and the relative position bias, both for this batch's length."""
         return MPNetContext(
-            **context_fields(hidden, attention_mask, self.layer_context),
             mask=create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask),
             position_bias=self.encoder.encoder.compute_position_bias(hidden),
         )
