@@ -14,11 +14,7 @@ from scipy.special import log_softmax, softmax
 
 __all__ = [
     "calibrated_head_proba",
-    "fit_temperature",
-    "expected_calibration_error",
-    "negative_log_likelihood",
-    "calibrated_proba",
-]
+    "fit_temperature", "expected_calibration_error", "negative_log_likelihood", "calibrated_proba"]
 
 _LOG_T_BOUNDS = (-4.0, 4.0)  # T in [0.018, 54.6]
 
