@@ -20,23 +20,21 @@ alias; ``"torch"`` runs the network as it is.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
+from ._strategy import Registry, Strategy
 from .network import MultiExitNetwork
 
-__all__ = ["InferenceBackend", "TorchBackend", "BACKENDS", "register_backend", "resolve_backend"]
+__all__ = ["InferenceBackend", "TorchBackend", "BACKENDS", "resolve_backend"]
 
 
-class InferenceBackend:
-    """Base class of inference backends: subclass it, set ``name`` and override :meth:`prepare`.
+class InferenceBackend(Strategy):
+    """Base class of inference backends: subclass it, set ``name``, override :meth:`prepare`, register it.
 
     Instances are cheap, comparable objects holding only their parameters.
     """
-
-    #: The string alias of the backend (``EarlyExitTextClassifier(backend=name)``).
-    name: ClassVar[str] = ""
 
     def prepare(self, network: MultiExitNetwork, device: torch.device) -> Any:
         """Return the layer runner for ``network`` on ``device`` (see the module docstring).
@@ -56,16 +54,6 @@ class InferenceBackend:
         """
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({params})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
-
 
 class TorchBackend(InferenceBackend):
     """Run the fitted network as it is, in PyTorch (fp32 on CPU; autocast on CUDA when enabled)."""
@@ -77,27 +65,9 @@ class TorchBackend(InferenceBackend):
         return network
 
 
-#: Registered backends by alias.
-BACKENDS: dict[str, type[InferenceBackend]] = {}
-
-
-def register_backend(cls: type[InferenceBackend]) -> type[InferenceBackend]:
-    """Register a backend class under its ``name`` (usable as a class decorator).
-
-    Raises
-    ------
-    ValueError
-        If ``cls.name`` is empty or already taken by another class.
-    """
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name: set the class attribute `name`.")
-    if BACKENDS.get(cls.name, cls) is not cls:
-        raise ValueError(f"A backend named {cls.name!r} is already registered ({BACKENDS[cls.name].__name__}).")
-    BACKENDS[cls.name] = cls
-    return cls
-
-
-register_backend(TorchBackend)
+#: Inference backends by alias (``BACKENDS.register(cls)`` adds one).
+BACKENDS: Registry[InferenceBackend] = Registry(InferenceBackend, "backend")
+BACKENDS.register(TorchBackend)
 
 
 def resolve_backend(backend: str | InferenceBackend) -> InferenceBackend:
@@ -110,10 +80,4 @@ def resolve_backend(backend: str | InferenceBackend) -> InferenceBackend:
     TypeError
         For anything that is neither a string nor an :class:`InferenceBackend`.
     """
-    if isinstance(backend, InferenceBackend):
-        return backend
-    if isinstance(backend, str):
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(BACKENDS)} or an InferenceBackend, got {backend!r}.")
-        return BACKENDS[backend]()
-    raise TypeError(f"backend must be a string or an InferenceBackend, got {type(backend).__name__}.")
+    return BACKENDS.resolve(backend)

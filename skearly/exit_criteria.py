@@ -24,10 +24,12 @@ import math
 
 import torch
 
-__all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "resolve_criterion"]
+from ._strategy import Registry, Strategy
+
+__all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "CRITERIA", "resolve_criterion"]
 
 
-class ExitCriterion:
+class ExitCriterion(Strategy):
     """Base class of exit rules; subclass it and override :meth:`decide` (and :meth:`start` for state).
 
     Subclasses should be cheap, stateless objects apart from their parameters:
@@ -65,19 +67,11 @@ class ExitCriterion:
         """Whether any row can leave before the last head (False for ``threshold >= 1``)."""
         return threshold < 1.0
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({params})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
-
 
 class MaxProbability(ExitCriterion):
     """Exit when the calibrated top-class probability is at least ``threshold`` (Schwartz et al., 2020)."""
+
+    name = "max_proba"
 
     def decide(self, proba, state, threshold):
         """Exit the rows whose top-class probability is at least ``threshold`` (see :meth:`ExitCriterion.decide`)."""
@@ -86,6 +80,8 @@ class MaxProbability(ExitCriterion):
 
 class Entropy(ExitCriterion):
     """Exit when the normalised confidence ``1 - H(p) / log(n_classes)`` is at least ``threshold`` (DeeBERT)."""
+
+    name = "entropy"
 
     def decide(self, proba, state, threshold):
         """Exit the rows whose normalised confidence is at least ``threshold`` (see :meth:`ExitCriterion.decide`)."""
@@ -107,6 +103,8 @@ class Patience(ExitCriterion):
         Number of consecutive agreeing heads needed to exit (>= 1).
     """
 
+    name = "patience"
+
     def __init__(self, patience: int = 2) -> None:
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
             raise ValueError(f"patience must be an int >= 1, got {patience!r}.")
@@ -127,7 +125,10 @@ class Patience(ExitCriterion):
         return streak >= self.patience, torch.stack([prediction, streak], dim=1)
 
 
-_NAMED = {"max_proba": MaxProbability, "entropy": Entropy, "patience": Patience}
+#: Exit criteria by alias (``EarlyExitTextClassifier(exit_criterion=name)``).
+CRITERIA: Registry[ExitCriterion] = Registry(ExitCriterion, "exit_criterion")
+for _cls in (MaxProbability, Entropy, Patience):
+    CRITERIA.register(_cls)
 
 
 def resolve_criterion(criterion: str | ExitCriterion) -> ExitCriterion:
@@ -140,10 +141,4 @@ def resolve_criterion(criterion: str | ExitCriterion) -> ExitCriterion:
     TypeError
         For anything that is neither a name nor an :class:`ExitCriterion`.
     """
-    if isinstance(criterion, ExitCriterion):
-        return criterion
-    if isinstance(criterion, str):
-        if criterion not in _NAMED:
-            raise ValueError(f"exit_criterion must be one of {sorted(_NAMED)} or an ExitCriterion, got {criterion!r}.")
-        return _NAMED[criterion]()
-    raise TypeError(f"exit_criterion must be a string or an ExitCriterion, got {type(criterion).__name__}.")
+    return CRITERIA.resolve(criterion)

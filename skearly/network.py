@@ -1,8 +1,10 @@
-"""The multi-exit network: a pretrained BERT-family encoder with a classifier after chosen layers.
+"""The multi-exit network: a pretrained encoder with a classifier after chosen layers.
 
-The network exposes its parts (``embed``, ``run_layer``, ``exit_logits``) so
-that training can run every layer and every head, while inference
-(:mod:`skearly.inference`) can stop each row at its own exit layer.
+The network exposes its parts (``embed``, ``layer_context``, ``run_layer``,
+``exit_logits``) so that training can run every layer and every head, while
+inference (:mod:`skearly.inference`) can stop each row at its own exit layer.
+The encoder family's :class:`~skearly.adapters.EncoderAdapter` does the
+family-specific part of the first three.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
-from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import logging as hf_logging
+
+from skearly.adapters import EncoderAdapter, adapter_for
 
 __all__ = ["ExitHead", "MultiExitNetwork"]
 
@@ -77,25 +80,14 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _layer_stack(encoder: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
-    """Return the embedding module and the list of transformer layers of a BERT-style encoder."""
-    embeddings = getattr(encoder, "embeddings", None)
-    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if embeddings is None or not isinstance(layers, nn.ModuleList):
-        raise ValueError(
-            f"Encoder {type(encoder).__name__} is not supported: skearly needs a BERT-style encoder "
-            "with `.embeddings` and `.encoder.layer` (BERT, RoBERTa, ELECTRA, MiniLM, XLM-R ...)."
-        )
-    return embeddings, layers
-
-
 class MultiExitNetwork(nn.Module):
-    """A BERT-family encoder with one :class:`ExitHead` after each exit layer.
+    """A pretrained encoder with one :class:`ExitHead` after each exit layer.
 
     Parameters
     ----------
     encoder : transformers.PreTrainedModel
-        Base encoder exposing ``embeddings`` and ``encoder.layer`` (its pooler is dropped).
+        Base encoder (``AutoModel``) of a family listed in :mod:`skearly.adapters`
+        (its pooler, if any, is dropped).
     exit_layers : sequence of int
         1-based, strictly increasing layer numbers that carry a head. Layers after
         the last one are never run.
@@ -105,6 +97,17 @@ class MultiExitNetwork(nn.Module):
         Dropout in the heads.
     pooling : {"mean", "cls"}, default="mean"
         How each head pools the token states.
+
+    Attributes
+    ----------
+    adapter : skearly.adapters.EncoderAdapter
+        Runs the encoder's family one layer at a time (chosen by ``config.model_type``);
+        :meth:`embed`, :meth:`layer_context` and :meth:`run_layer` delegate to it.
+
+    Raises
+    ------
+    ValueError
+        If the encoder's family has no adapter, or ``exit_layers`` goes past its last layer.
     """
 
     def __init__(
@@ -116,11 +119,13 @@ class MultiExitNetwork(nn.Module):
         pooling: str = "mean",
     ) -> None:
         super().__init__()
-        _layer_stack(encoder)
-        if hasattr(encoder, "pooler"):
-            encoder.pooler = None
+        adapter = adapter_for(encoder)
+        adapter.drop_pooler()
         self.encoder = encoder
+        self.adapter: EncoderAdapter = adapter  # a plain object holding no weights: not a submodule
         self.exit_layers = tuple(int(layer) for layer in exit_layers)
+        if self.exit_layers and self.exit_layers[-1] > adapter.n_layers:
+            raise ValueError(f"exit_layers {list(self.exit_layers)} go past the encoder's {adapter.n_layers} layers.")
         self.heads = nn.ModuleList(
             ExitHead(encoder.config.hidden_size, n_classes, dropout, pooling) for _ in self.exit_layers
         )
@@ -212,27 +217,26 @@ class MultiExitNetwork(nn.Module):
         """Token embeddings of a padded batch: ``(batch, length, hidden)``.
 
         ``attention_mask`` (1 = token, 0 = padding) is passed for encoders whose
-        embeddings depend on it; BERT-style embeddings ignore it.
+        embeddings depend on it (DeBERTa zeroes padding); the others ignore it,
+        as families without token types ignore ``token_type_ids``.
         """
-        embeddings, _ = _layer_stack(self.encoder)
-        if token_type_ids is None:
-            return embeddings(input_ids=input_ids)
-        return embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        return self.adapter.embed(input_ids, token_type_ids, attention_mask)
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         """What every layer needs besides the hidden states, for this exact batch (opaque to callers).
 
         For BERT-style encoders it is the 4-D attention mask, or ``None`` when
-        nothing is padded. The inference engine rebuilds it from ``(hidden,
-        attention_mask)`` whenever rows leave the batch or padding is trimmed, so
-        it never needs to be sliced.
+        nothing is padded; other families add what their layers share (MPNet's
+        relative position bias, DeBERTa's relative positions and embeddings,
+        ModernBERT's rotary tables). The inference engine rebuilds it from
+        ``(hidden, attention_mask)`` whenever rows leave the batch or padding is
+        trimmed, so it never needs to be sliced.
         """
-        return create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        return self.adapter.layer_context(hidden, attention_mask)
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Apply the 0-based encoder layer ``index``, with the ``context`` of :meth:`layer_context`."""
-        _, layers = _layer_stack(self.encoder)
-        return layers[index](hidden, context)
+        return self.adapter.run_layer(index, hidden, context)
 
     def exit_logits(self, head: int, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Logits of exit head number ``head`` (0-based position in ``exit_layers``); mask ``None``: no padding."""

@@ -168,8 +168,20 @@ def _mpnet_installed() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _mpnet_installed(), reason="the all-mpnet-base-v2 parts are not installed (make install-mpnet)")
-def test_real_mpnet_loads_offline():
+def test_real_mpnet_loads_offline_and_fits_by_name():
     path = resolve_encoder("all-mpnet-base-v2")
     model = AutoModel.from_pretrained(path, local_files_only=True)
     assert model.config.model_type == "mpnet" and model.config.num_hidden_layers == 12
     assert sum(p.numel() for p in model.parameters()) == 109_486_464
+
+    from skearly import EarlyExitTextClassifier
+    from skearly.datasets import load_rotten_tomatoes
+
+    X_train, X_test, y_train, _ = load_rotten_tomatoes(n_train=48, n_test=16)
+    clf = EarlyExitTextClassifier(
+        "all-mpnet-base-v2", head_layers=(1, 4, 6, 12), max_length=24, epochs=1, threshold=0.5, random_state=0
+    )
+    clf.fit(X_train, y_train)
+    assert clf.n_layers_ == 12 and clf.head_layers_ == (1, 4, 6, 12)
+    assert set(clf.predict(X_test)) <= {"fresh", "rotten"}
+    assert set(clf.exit_layers_) <= {1, 4, 6, 12}

@@ -42,7 +42,7 @@ def test_unsupported_encoder_is_refused():
     class NotBert(nn.Module):
         config = None
 
-    with pytest.raises(ValueError, match="BERT-style encoder"):
+    with pytest.raises(ValueError, match="not supported.*bert, deberta-v2"):
         MultiExitNetwork(NotBert(), exit_layers=(1,), n_classes=2)
 
 

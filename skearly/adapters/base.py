@@ -1,0 +1,186 @@
+"""The adapter interface and its registry, keyed on the encoder config's ``model_type``.
+
+An :class:`EncoderAdapter` runs one family's pretrained encoder one layer at a
+time through three seams: :meth:`~EncoderAdapter.embed`,
+:meth:`~EncoderAdapter.layer_context` and :meth:`~EncoderAdapter.run_layer`.
+Family modules register their adapter with :func:`register`;
+:func:`adapter_for` picks the adapter of an encoder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "EncoderAdapter",
+    "adapter_for",
+    "full_mask",
+    "register",
+    "supported_model_types",
+]
+
+_REGISTRY: dict[str, type[EncoderAdapter]] = {}
+
+_AdapterT = TypeVar("_AdapterT", bound="type[EncoderAdapter]")
+
+
+class EncoderAdapter(ABC):
+    """Runs one family's encoder layer by layer: embeddings, per-batch context, layer ``i``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The Hugging Face base model (``AutoModel``) of the family. The adapter
+        keeps a reference to it and holds no weights of its own.
+
+    Raises
+    ------
+    ValueError
+        If the encoder lacks the modules this family's adapter uses.
+    """
+
+    #: Human-readable family name, used in error messages and the docs.
+    family: str = ""
+    #: Attribute path from the encoder to its ``nn.ModuleList`` of layers.
+    layer_path: tuple[str, ...] = ("encoder", "layer")
+    #: Whether the embeddings module takes the attention mask (as ``mask=``).
+    embeddings_take_mask: bool = False
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+        self.config = encoder.config
+        layers = self.layers
+        if not layers or not all(isinstance(layer, nn.Module) for layer in layers):
+            raise ValueError(f"{type(encoder).__name__} has no transformer layers where a {self.family} has them.")
+
+    # -- structure ---------------------------------------------------------------------
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The module run as layer ``i`` (0-based), for every layer: the modules at :attr:`layer_path`."""
+        module = self.encoder
+        for name in self.layer_path:
+            module = getattr(module, name, None)
+        return list(module) if isinstance(module, nn.ModuleList) else []
+
+    @property
+    def n_layers(self) -> int:
+        """Number of transformer layers of the encoder."""
+        return len(self.layers)
+
+    @property
+    def projection(self) -> nn.Module | None:
+        """Module mapping the embeddings to the hidden size, for families that have one (else ``None``)."""
+        return None
+
+    def drop_pooler(self) -> None:
+        """Remove the encoder's pooler, if it has one (the exit heads pool for themselves)."""
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None
+
+    def token_types(self, token_type_ids: torch.Tensor | None) -> torch.Tensor | None:
+        """``token_type_ids`` if the encoder has more than one token type, else ``None`` (all zero anyway)."""
+        if token_type_ids is None or getattr(self.config, "type_vocab_size", 0) <= 1:
+            return None
+        return token_type_ids
+
+    # -- the three seams -----------------------------------------------------------------
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Hidden states entering layer 0: ``(batch, length, hidden_size)``.
+
+        The encoder's ``embeddings`` module, given the token types where the
+        family has several and the mask where it takes one, then the family's
+        :attr:`projection`, if any.
+        """
+        kwargs: dict[str, torch.Tensor] = {"input_ids": input_ids}
+        types = self.token_types(token_type_ids)
+        if types is not None:
+            kwargs["token_type_ids"] = types
+        if self.embeddings_take_mask:
+            kwargs["mask"] = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        hidden = self.encoder.embeddings(**kwargs)
+        projection = self.projection
+        return hidden if projection is None else projection(hidden)
+
+    @abstractmethod
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:
+        """What every layer needs besides the hidden states, built for exactly this batch.
+
+        Callers rebuild it from ``(hidden, attention_mask)`` whenever rows leave
+        or padding is trimmed, so it never needs slicing. Only ``hidden``'s
+        shape, dtype and device are read.
+        """
+
+    @abstractmethod
+    def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
+        """Hidden states after the 0-based layer ``index``, given the :meth:`layer_context` of this batch."""
+
+
+def full_mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """``attention_mask``, or an all-ones ``(batch, length)`` mask when it is ``None``."""
+    if attention_mask is not None:
+        return attention_mask
+    return torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+
+
+def register(*model_types: str) -> Callable[[_AdapterT], _AdapterT]:
+    """Class decorator: make the adapter serve encoders whose ``config.model_type`` is one of ``model_types``.
+
+    Raises
+    ------
+    ValueError
+        If a ``model_type`` already has another adapter.
+    """
+
+    def decorate(adapter: _AdapterT) -> _AdapterT:
+        for model_type in model_types:
+            if _REGISTRY.get(model_type, adapter) is not adapter:
+                raise ValueError(
+                    f"model_type {model_type!r} already has an adapter ({_REGISTRY[model_type].__name__})."
+                )
+            _REGISTRY[model_type] = adapter
+        return adapter
+
+    return decorate
+
+
+def supported_model_types() -> tuple[str, ...]:
+    """The ``model_type`` values that have an adapter, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def adapter_for(encoder: nn.Module) -> EncoderAdapter:
+    """The adapter of ``encoder``'s family, chosen by ``encoder.config.model_type``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        A Hugging Face base model (as built by ``AutoModel``).
+
+    Returns
+    -------
+    EncoderAdapter
+
+    Raises
+    ------
+    ValueError
+        If the encoder has no config, its ``model_type`` has no adapter, or it
+        lacks the layers its family's adapter expects.
+    """
+    model_type = getattr(getattr(encoder, "config", None), "model_type", None)
+    adapter = _REGISTRY.get(model_type)
+    if adapter is None:
+        raise ValueError(
+            f"Encoder {type(encoder).__name__} (model_type={model_type!r}) is not supported. skearly runs "
+            f"these encoder families (config.model_type): {', '.join(supported_model_types())}."
+        )
+    return adapter(encoder)
