@@ -330,7 +330,9 @@ class EarlyExitThresholdCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self._fitted().predict_with_exits(X)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean accuracy of :attr:`best_estimator_` on ``X`` against ``y`` (not ``scoring``: like ``GridSearchCV``'s ``score`` with ``scoring=None``).
+        """Mean accuracy of :attr:`best_estimator_` on ``X`` against ``y``.
+
+        Accuracy, whatever ``scoring`` is (as :meth:`EarlyExitTextClassifier.score`).
 
         Parameters
         ----------

@@ -7,13 +7,12 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_classifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skearly.model_selection import EarlyExitThresholdCV, _pick
-
-from conftest import tiny_classifier
 
 GRID = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
 
