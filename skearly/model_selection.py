@@ -12,7 +12,7 @@ score (``min_score``).
 from __future__ import annotations
 
 import functools
-import numbers
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +24,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_targets, check_threshold
+from ._validation import check_number, check_targets, check_thresholds
 
 __all__ = ["SCORING", "EarlyExitThresholdCV"]
 
@@ -52,20 +52,6 @@ def _metric(scoring: Any) -> Callable[[Any, Any], float]:
     )
 
 
-def _thresholds(thresholds: Any) -> list[float]:
-    """The candidate thresholds: each in (0, 1], at least one, no repeats."""
-    if thresholds is None:
-        return list(_DEFAULT_THRESHOLDS)
-    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
-        raise TypeError(f"thresholds must be a sequence of numbers in (0, 1] or None, got {thresholds!r}.")
-    values = [check_threshold(t) for t in thresholds]
-    if not values:
-        raise ValueError("thresholds is empty: give at least one threshold in (0, 1].")
-    if len(set(values)) != len(values):
-        raise ValueError(f"thresholds holds repeated values {values}: give each threshold once.")
-    return values
-
-
 def _take(X: Any, index: np.ndarray) -> Any:
     """Rows ``index`` of ``X`` (a pandas object, an array or a list), keeping its type."""
     if hasattr(X, "iloc"):
@@ -73,14 +59,6 @@ def _take(X: Any, index: np.ndarray) -> Any:
     if isinstance(X, np.ndarray):
         return X[index]
     return [X[i] for i in index]
-
-
-def _optional_positive(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite number or None, got {value!r}.")
-    return float(value)
 
 
 class EarlyExitThresholdCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -213,15 +191,18 @@ class EarlyExitThresholdCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 "estimator must be an early-exit classifier with fit and exit_curve "
                 f"(e.g. skearly.EarlyExitTextClassifier), got {type(self.estimator).__name__}."
             )
-        min_speedup = _optional_positive("min_speedup", self.min_speedup)
-        min_score = _optional_positive("min_score", self.min_score)
-        if min_speedup is not None and min_score is not None:
+        if self.min_speedup is not None and self.min_score is not None:
             raise ValueError(
                 "Give min_speedup or min_score, not both: one is the constraint, the other quantity is maximised."
             )
-        if min_speedup is not None and min_speedup < 1:
-            raise ValueError(f"min_speedup must be at least 1 (full depth), got {min_speedup}.")
-        return _thresholds(self.thresholds), _metric(self.scoring), min_speedup, min_score
+        min_speedup = (
+            None if self.min_speedup is None else check_number("min_speedup", self.min_speedup, kind=float, low=1)
+        )
+        min_score = (
+            None if self.min_score is None else check_number("min_score", self.min_score, kind=float, low=-math.inf)
+        )
+        thresholds = check_thresholds(self.thresholds, _DEFAULT_THRESHOLDS, unique=True)
+        return thresholds, _metric(self.scoring), min_speedup, min_score
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> EarlyExitThresholdCV:
         """Fine-tune once per fold, score every threshold on each validation fold, pick one, refit.
