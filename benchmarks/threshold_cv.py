@@ -87,6 +87,7 @@ def main() -> None:
     for r in range(args.repeats):
         order += ["GridSearchCV", "EarlyExitThresholdCV"] if r % 2 == 0 else ["EarlyExitThresholdCV", "GridSearchCV"]
     rows = []
+    load_before = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     for i, method in enumerate(order):
         row = {"run": i, **run(method, X, y, folds, counter)}
@@ -117,7 +118,8 @@ def main() -> None:
         "`load_tweet_sentiment(classes=('negative', 'positive'), n_train=600, random_state=0)`, 1 epoch,",
         f"`random_state=0`, the same `StratifiedKFold(3)` folds for both, {len(GRID)} thresholds {GRID},",
         "`refit=False` for both (the final refit costs both the same one fine-tune). CPU,",
-        "`predict_batch_size=64`. Runs interleaved; `GridSearchCV` gets a fresh `memory=` folder per run.",
+        "`predict_batch_size=64`. Runs in the order of `threshold_cv.csv`; `GridSearchCV` gets a fresh",
+        "`memory=` folder per run.",
         "",
         "| method | runs | mean seconds | fine-tunes per run | best threshold |",
         "|---|---|---|---|---|",
@@ -145,7 +147,9 @@ def main() -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} torch threads), scikit-learn {sklearn.__version__}, "
-        f"Python {platform.python_version()}. Per-run times: `threshold_cv.csv`.",
+        f"Python {platform.python_version()}. The machine is shared with other jobs (1-minute load average "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): compare the two methods, "
+        "not the absolute seconds. Per-run times: `threshold_cv.csv`.",
         "",
     ]
     (RESULTS / "threshold_cv.md").write_text("\n".join(lines))
