@@ -253,7 +253,9 @@ class EarlyExitThresholdCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.best_score_ = float(mean_score[self.best_index_])
         self.best_speedup_ = float(mean_speedup[self.best_index_])
         if self.refit:
-            best = clone(self.estimator).set_params(threshold=self.best_threshold_, target_speedup=None)
+            best = clone(self.estimator).set_params(threshold=self.best_threshold_)
+            if "target_speedup" in best.get_params(deep=False):
+                best.set_params(target_speedup=None)  # it would override the threshold
             self.best_estimator_ = best.fit(X, y)
             self.classes_ = self.best_estimator_.classes_
         return self
