@@ -203,6 +203,23 @@ def check_threshold(threshold: Any) -> float:
     return value
 
 
+def check_thresholds(thresholds: Any, default: Sequence[float], *, unique: bool = False) -> list[float]:
+    """Return ``thresholds`` (``default`` when ``None``) as a non-empty list of floats in (0, 1].
+
+    With ``unique``, a repeated value is refused too.
+    """
+    if thresholds is None:
+        return [float(t) for t in default]
+    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
+        raise TypeError(f"thresholds must be a sequence of numbers in (0, 1] or None, got {thresholds!r}.")
+    values = [check_threshold(t) for t in thresholds]
+    if not values:
+        raise ValueError("thresholds is empty: give at least one threshold in (0, 1].")
+    if unique and len(set(values)) != len(values):
+        raise ValueError(f"thresholds holds repeated values {values}: give each threshold once.")
+    return values
+
+
 def check_number(
     name: str,
     value: Any,
