@@ -18,12 +18,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._fit_cache import FitParams, cached_fit_network, encoder_identity, load_encoder_files, resolve_memory
-from ._validation import check_max_length, check_number, check_targets, check_texts, check_threshold
+from ._validation import (
+    check_max_length,
+    check_number,
+    check_targets,
+    check_texts,
+    check_threshold,
+    check_thresholds,
+)
 from .backends import InferenceBackend, resolve_backend
 from .devices import resolve_device
 from .encoders import resolve_encoder
 from .exit_criteria import ExitCriterion, resolve_criterion
-from .exit_curve import check_thresholds, exit_curve_from_proba, threshold_for_speedup
+from .exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for_speedup
 from .inference import InferenceEngine
 from .network import POOLINGS, MultiExitNetwork
 from .schedulers import BatchScheduler, resolve_scheduler
@@ -592,7 +599,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "network_")
         criterion = resolve_criterion(self.exit_criterion)
-        thresholds = check_thresholds(thresholds)
+        thresholds = check_thresholds(thresholds, DEFAULT_THRESHOLDS)
         engine = self._engine()
         first, second = check_texts(X)
         y = check_targets(y, len(first))

@@ -30,14 +30,13 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score
 
-from ._validation import check_targets, check_threshold
+from ._validation import check_targets, check_thresholds
 from .exit_criteria import ExitCriterion
 from .inference import simulate_exits
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ExitCurveDisplay",
-    "check_thresholds",
     "exit_curve_from_proba",
     "layer_speedup",
     "threshold_for_speedup",
@@ -64,26 +63,6 @@ def layer_speedup(exit_heads: np.ndarray, head_layers: Sequence[int]) -> float:
     """
     layers = np.asarray(head_layers, dtype=np.float64)
     return float(layers[-1] / layers[np.asarray(exit_heads)].mean())
-
-
-def check_thresholds(thresholds: Sequence[float] | None) -> list[float]:
-    """Validate a sequence of thresholds in (0, 1]; ``None`` gives :data:`DEFAULT_THRESHOLDS`.
-
-    Raises
-    ------
-    TypeError
-        If ``thresholds`` is not a sequence.
-    ValueError
-        If it is empty or holds a value outside (0, 1].
-    """
-    if thresholds is None:
-        return list(DEFAULT_THRESHOLDS)
-    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
-        raise TypeError(f"thresholds must be a sequence of numbers in (0, 1] or None, got {thresholds!r}.")
-    values = [check_threshold(t) for t in thresholds]
-    if not values:
-        raise ValueError("thresholds is empty: give at least one threshold in (0, 1].")
-    return values
 
 
 def exit_curve_from_proba(
@@ -148,9 +127,8 @@ def exit_curve_from_proba(
             **{f"frac_layer_{layer}": float(c) for layer, c in zip(layers, counts, strict=True)},
         }
 
-    records = [
-        record("threshold", t, simulate_exits(criterion, proba_per_head, t)) for t in check_thresholds(thresholds)
-    ]
+    thresholds = check_thresholds(thresholds, DEFAULT_THRESHOLDS)
+    records = [record("threshold", t, simulate_exits(criterion, proba_per_head, t)) for t in thresholds]
     records.append(record("oracle", math.nan, _earliest(predicted == predicted[-1])))
     records.append(record("oracle_correct", math.nan, _earliest(predicted == y[None, :])))
     return pd.DataFrame.from_records(records)
