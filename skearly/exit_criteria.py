@@ -24,10 +24,12 @@ import math
 
 import torch
 
+from ._strategy import Strategy, resolve_strategy
+
 __all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "resolve_criterion"]
 
 
-class ExitCriterion:
+class ExitCriterion(Strategy):
     """Base class of exit rules; subclass it and override :meth:`decide` (and :meth:`start` for state).
 
     Subclasses should be cheap, stateless objects apart from their parameters:
@@ -64,16 +66,6 @@ class ExitCriterion:
     def exits_early(self, threshold: float) -> bool:
         """Whether any row can leave before the last head (False for ``threshold >= 1``)."""
         return threshold < 1.0
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({params})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
 
 
 class MaxProbability(ExitCriterion):
@@ -140,10 +132,4 @@ def resolve_criterion(criterion: str | ExitCriterion) -> ExitCriterion:
     TypeError
         For anything that is neither a name nor an :class:`ExitCriterion`.
     """
-    if isinstance(criterion, ExitCriterion):
-        return criterion
-    if isinstance(criterion, str):
-        if criterion not in _NAMED:
-            raise ValueError(f"exit_criterion must be one of {sorted(_NAMED)} or an ExitCriterion, got {criterion!r}.")
-        return _NAMED[criterion]()
-    raise TypeError(f"exit_criterion must be a string or an ExitCriterion, got {type(criterion).__name__}.")
+    return resolve_strategy(criterion, "exit_criterion", _NAMED, ExitCriterion)
