@@ -101,8 +101,11 @@ def fit_stage(args) -> None:
         X_train, X_test, y_train, y_test = load(name, args)
         for objective in args.objectives:
             folder = args.work / f"{name}-{objective}"
-            if (folder / "done.json").exists():
-                print(f"{name} / {objective}: already fitted", flush=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:  # claim the model, so that several fit processes can share the list
+                os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                print(f"{name} / {objective}: fitted (or being fitted) by another run", flush=True)
                 continue
             clf = EarlyExitTextClassifier(
                 objective=objective,
@@ -150,17 +153,25 @@ def time_stage(args) -> None:
         _, X_test, _, y_test = load(name, args)
         for objective in args.objectives:
             folder = args.work / f"{name}-{objective}"
+            if not (folder / "done.json").exists():
+                print(f"{name} / {objective}: not fitted, left out", flush=True)
+                continue
             meta = json.loads((folder / "done.json").read_text())
             curve = pd.read_csv(folder / "curve.csv")
             calib = pd.read_csv(folder / "calibration.csv")
-            clf = EarlyExitTextClassifier.load(folder / "model")
             p1 = p1_row(curve)
-            t_full, t_p1 = time_pair(clf, X_test, float(p1["threshold"]), args.repeats)
-            accuracy = float(np.mean(clf.predict(X_test) == y_test))  # at P1: must equal the curve's
-            assert abs(accuracy - p1["accuracy"]) < 1e-9, (accuracy, p1["accuracy"])
+            timing_file = folder / "timing.json"
+            if not timing_file.exists():  # timed once per model: a later run only times the new models
+                clf = EarlyExitTextClassifier.load(folder / "model")
+                t_full, t_p1 = time_pair(clf, X_test, float(p1["threshold"]), args.repeats)
+                accuracy = float(np.mean(clf.predict(X_test) == y_test))  # at P1: must equal the curve's
+                assert abs(accuracy - p1["accuracy"]) < 1e-9, (accuracy, p1["accuracy"])
+                timing_file.write_text(json.dumps({"full": t_full, "p1": t_p1, "environment": environment()}))
+            timing = json.loads(timing_file.read_text())
+            t_full, t_p1 = timing["full"], timing["p1"]
             sweep = curve[curve["kind"] == "threshold"]
             oracle = curve[curve["kind"] == "oracle"].iloc[0]
-            last = clf.head_layers_[-1]
+            last = int(calib["layer"].max())
             record = {
                 "dataset": name,
                 "objective": objective,
@@ -199,9 +210,7 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     base = table[table["objective"] == "sum"].set_index("dataset")
-    table["speedup_vs_sum"] = table["p1_measured_speedup_b64"] / table["dataset"].map(
-        base["p1_measured_speedup_b64"]
-    )
+    table["speedup_vs_sum"] = table["p1_measured_speedup_b64"] / table["dataset"].map(base["p1_measured_speedup_b64"])
     table["full_accuracy_delta_points"] = 100 * (table["full_accuracy"] - table["dataset"].map(base["full_accuracy"]))
     table.to_csv(out / "objectives.csv", index=False)
     curves.to_csv(out / "objectives_curves.csv", index=False)
