@@ -124,6 +124,10 @@ def ece_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`expected_calibration_error`.
 
+    Binned ECE is biased upward on small samples, and more so on resamples (which
+    repeat rows), so for a well-calibrated head the interval can sit above the
+    point estimate: read its width as the uncertainty, its upper end as a bound.
+
     Parameters
     ----------
     proba : ndarray of shape (n_samples, n_classes)
