@@ -181,6 +181,7 @@ def time_stage(args) -> None:
                 "p1_mean_exit_layer": float(p1["mean_exit_layer"]),
                 "p1_layer_speedup": float(p1["expected_speedup"]),
                 "p1_measured_speedup_b64": t_full / t_p1,
+                "p1_efficiency": t_full / t_p1 / float(p1["expected_speedup"]),
                 "seconds_full_b64": t_full,
                 "seconds_p1_b64": t_p1,
                 "auc_accuracy_speedup": area_under_curve(curve),
@@ -223,6 +224,7 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "p1_accuracy",
         "p1_layer_speedup",
         "p1_measured_speedup_b64",
+        "p1_efficiency",
         "speedup_vs_sum",
         "auc_accuracy_speedup",
         "oracle_layer_speedup",
@@ -249,7 +251,9 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "",
         f"Environment: {environment()}",
         "",
-        f"Command: `{args.command}` (run with the fit stage before it: see the script's docstring).",
+        f"Commands: `{args.command.format(stage='fit')}`, then "
+        f"`flock /tmp/skearly-timing.lock {args.command.format(stage='time')}` (models and timings are kept in "
+        "`--work`: rerunning a stage redoes only what is missing).",
         "",
         f"Each model: all-MiniLM-L6-v2 (6 layers, a head after every layer), {args.n_train} training tweets "
         f"({args.epochs} epochs; calibration_size={args.calibration_size}, so "
@@ -258,7 +262,10 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "layer speed-up whose test accuracy is within 1 point of the same model's full depth (picked on the "
         "test split from a 0.30-1.00 grid by `exit_curve`). `p1_measured_speedup_b64` = wall-clock seconds of "
         f"`predict` at full depth / at P1, batch 64, CPU, median of {args.repeats} interleaved repeats in one "
-        "run (under the timing lock). `auc_accuracy_speedup` = mean test accuracy over layer speed-ups 1-6. "
+        "run (under the timing lock; other jobs still ran on the machine: `p1_efficiency` = measured / layer "
+        "speed-up, about 0.9-1.0 when undisturbed, shows how far a timing can be trusted; compare objectives "
+        "by `p1_layer_speedup` when it is far lower). `auc_accuracy_speedup` = mean test accuracy over layer "
+        "speed-ups 1-6. "
         "`oracle_savings_share` = layers saved at P1 / layers saved by the oracle (each row at the earliest "
         "head agreeing with the final one). ECE: 15 bins, after temperature scaling; `max_ece_after_calib` on "
         "the calibration split (where the temperatures were fitted), `max_ece_test` on the test split.",
@@ -318,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
-    args.command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    rest = [a for a in (argv or sys.argv[1:]) if a not in ("fit", "time", "--skip-timing")]
+    args.command = f"python {shlex.quote(sys.argv[0])} {{stage}} " + " ".join(shlex.quote(a) for a in rest)
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.repeats = 300, 200, 1, 1
     torch.set_num_threads(args.threads)
