@@ -5,7 +5,8 @@ out as the method is:
 
 * :mod:`skearly.estimator` -- the scikit-learn face (fit / predict / set_params);
 * :mod:`skearly.network` -- the multi-exit torch network (encoder + exit heads);
-* :mod:`skearly.training` -- joint fine-tuning with one summed loss;
+* :mod:`skearly.training` and :mod:`skearly.objectives` -- joint fine-tuning under one
+  training objective (the paper's summed loss by default);
 * :mod:`skearly.calibration` -- temperature scaling and calibration error;
 * :mod:`skearly.exit_criteria` and :mod:`skearly.inference` -- the exit policy and
   the layer-by-layer engine that drops rows as they exit;

@@ -40,13 +40,16 @@ from ._batching import Encoded, tokenize
 from .calibration import (
     calibrated_head_proba,
     calibrated_proba,
+    ece_interval,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
+    warn_if_too_small,
 )
 from .devices import autocast
 from .layer_pass import all_head_logits
 from .network import MultiExitNetwork
+from .objectives import SummedCrossEntropy, TrainingObjective
 from .training import TrainingConfig, train_jointly
 
 __all__ = [
@@ -79,6 +82,7 @@ class FitParams:
     seed: int
     device_type: str
     mixed_precision: bool
+    objective: TrainingObjective = SummedCrossEntropy()
 
 
 @dataclass
@@ -244,6 +248,7 @@ def fit_network(
                 params.weight_decay,
                 params.warmup_ratio,
                 verbose,
+                params.objective,
             ),
             rng=np.random.default_rng(params.seed),
             device=device,
@@ -333,7 +338,13 @@ def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
 
 
 def calibrate(logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Fit one temperature per head on held-out logits and report accuracy, ECE and NLL before/after."""
+    """Fit one temperature per head on held-out logits and report accuracy, ECE and NLL before/after.
+
+    Warns when the split is too small (:func:`skearly.calibration.warn_if_too_small`). The report's
+    ``ece_after_low``/``ece_after_high`` are a 90% bootstrap interval of ``ece_after``, and
+    ``n_rows`` is the size of the calibration split.
+    """
+    warn_if_too_small(y, logits.shape[-1], stacklevel=5)
     temperatures, records = [], []
     for layer, head_logits in zip(head_layers, logits, strict=True):
         t = fit_temperature(head_logits, y)
@@ -347,7 +358,11 @@ def calibrate(logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...]) -
                 "nll_before": negative_log_likelihood(head_logits, y),
                 "nll_after": negative_log_likelihood(head_logits, y, t),
             }
+            metrics["ece_after_low"], metrics["ece_after_high"] = ece_interval(scaled, y)
         else:
-            metrics = dict.fromkeys(("accuracy", "ece_before", "ece_after", "nll_before", "nll_after"), np.nan)
-        records.append({"layer": layer, "temperature": t, **metrics})
+            metrics = dict.fromkeys(
+                ("accuracy", "ece_before", "ece_after", "nll_before", "nll_after", "ece_after_low", "ece_after_high"),
+                np.nan,
+            )
+        records.append({"layer": layer, "temperature": t, **metrics, "n_rows": len(y)})
     return np.asarray(temperatures), pd.DataFrame.from_records(records)

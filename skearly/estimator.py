@@ -33,6 +33,7 @@ from .exit_criteria import ExitCriterion, resolve_criterion
 from .exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for_speedup
 from .inference import InferenceEngine
 from .network import POOLINGS, MultiExitNetwork
+from .objectives import TrainingObjective, resolve_objective
 from .schedulers import BatchScheduler, resolve_scheduler
 
 __all__ = ["EarlyExitTextClassifier"]
@@ -83,6 +84,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         The exit rule (see :mod:`skearly.exit_criteria`): the paper's calibrated
         top-class probability, DeeBERT's normalised entropy, or PABEE's patience
         (two agreeing heads). Predict-time only.
+    objective : {"sum", "depth_weighted", "distill"} or TrainingObjective, default="sum"
+        How the exit heads' losses combine during fine-tuning (see
+        :mod:`skearly.objectives`): the paper's summed cross-entropy, PABEE's
+        depth-weighted sum, or FastBERT-style self-distillation of every early
+        head toward the final one. Fit-time (part of the ``memory`` key).
     max_length : int, default=128
         Maximum tokens per text (or pair), special tokens included. Longer
         inputs are silently truncated (a pair loses tokens from its longer text
@@ -139,7 +145,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         a fit waits for one of the same key already running, then reads it.
         The key is the training data, every other parameter that shapes the fit
         (``encoder`` and the size and modification time of its files,
-        ``head_layers``, ``max_length``, ``batch_size``, ``epochs``,
+        ``head_layers``, ``objective``, ``max_length``, ``batch_size``, ``epochs``,
         ``learning_rate``, ``weight_decay``, ``warmup_ratio``,
         ``calibration_size``, ``pooling``, ``dropout``, ``random_state``,
         ``mixed_precision`` and the device type), never the predict-time
@@ -166,7 +172,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Calibrated probabilities of every head on the calibration split (float32):
         what ``target_speedup`` picks its threshold from.
     loss_curve_ : list of float
-        Mean summed training loss of each epoch.
+        Mean training loss (of ``objective``) of each epoch.
     fit_time_ : float
         Seconds spent in ``fit``.
     network_ : MultiExitNetwork
@@ -208,6 +214,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         target_speedup: float | None = None,
         head_layers: tuple[int, ...] | list[int] | None = None,
         exit_criterion: str | ExitCriterion = "max_proba",
+        objective: str | TrainingObjective = "sum",
         max_length: int = 128,
         batch_size: int = 32,
         predict_batch_size: int = 64,
@@ -231,6 +238,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.target_speedup = target_speedup
         self.head_layers = head_layers
         self.exit_criterion = exit_criterion
+        self.objective = objective
         self.max_length = max_length
         self.batch_size = batch_size
         self.predict_batch_size = predict_batch_size
@@ -264,6 +272,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             check_number("target_speedup", self.target_speedup, kind=float, low=1)
         resolve_memory(self.memory)
         resolve_criterion(self.exit_criterion)
+        resolve_objective(self.objective)
         check_number("max_length", self.max_length, kind=int, low=2)
         check_number("batch_size", self.batch_size, kind=int, low=1)
         check_number("predict_batch_size", self.predict_batch_size, kind=int, low=1)
@@ -355,6 +364,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             seed=seed,
             device_type=device.type,
             mixed_precision=bool(self.mixed_precision),
+            objective=resolve_objective(self.objective),
         )
         result, from_cache = cached_fit_network(memory, first, second, y, params, device=device, verbose=self.verbose)
 

@@ -34,8 +34,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .exit_criteria import Entropy, ExitCriterion, MaxProbability, Patience
+from ._strategy import Registry
+from .backends import BACKENDS
+from .exit_criteria import CRITERIA
 from .network import MultiExitNetwork
+from .objectives import OBJECTIVES
+from .schedulers import SCHEDULERS
 
 __all__ = [
     "FORMAT_VERSION",
@@ -64,7 +68,13 @@ _ARRAY_PREFIX = "__fitted__."
 _NOT_SAVED = frozenset({"network_", "tokenizer_", "exit_layers_"})
 # parameters that only steer ``fit``: an object there (a RandomState ...) is not saved
 _FIT_ONLY_PARAMS = frozenset({"random_state", "memory"})
-_BUILTIN_CRITERIA: dict[str, type[ExitCriterion]] = {cls.__name__: cls for cls in (MaxProbability, Entropy, Patience)}
+# strategy parameters stored as a name or as {"class", "params"} of a registered (built-in) class
+_STRATEGY_PARAMS: dict[str, Registry] = {
+    "exit_criterion": CRITERIA,
+    "objective": OBJECTIVES,
+    "scheduler": SCHEDULERS,
+    "backend": BACKENDS,
+}
 # numpy dtypes that safetensors stores exactly (others go to the JSON file)
 _SAFETENSORS_KINDS = frozenset("biuf")
 _TORCH_DTYPES = frozenset(
@@ -165,35 +175,41 @@ def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise ValueError(f"unknown tag {tag!r}")
 
 
-def _encode_criterion(criterion: Any) -> Any:
-    if isinstance(criterion, str):
-        return criterion
-    if type(criterion) in _BUILTIN_CRITERIA.values():
+def _encode_strategy(name: str, value: Any) -> Any:
+    """A strategy parameter (``exit_criterion``, ``objective``): its name, or the class and params of a built-in."""
+    registry = _STRATEGY_PARAMS[name]
+    builtins = {cls.__name__: cls for cls in registry.classes.values()}
+    if isinstance(value, str):
+        return value
+    if type(value) in builtins.values():
         return {
-            "class": type(criterion).__name__,
-            "params": {k: _encode(v, k, None) for k, v in vars(criterion).items()},
+            "class": type(value).__name__,
+            "params": {k: _encode(v, k, None) for k, v in vars(value).items()},
         }
     raise TypeError(
-        f"exit_criterion {criterion!r} is a custom {type(criterion).__name__}: EarlyExitTextClassifier.save only "
-        f"stores the built-in criteria {sorted(_BUILTIN_CRITERIA)} (or their names). Use joblib/pickle for a "
-        "model with a custom criterion, or set_params(exit_criterion=...) to a built-in one before saving."
+        f"{name} {value!r} is a custom {type(value).__name__}: EarlyExitTextClassifier.save only "
+        f"stores the built-in {registry.base.__name__} classes {sorted(builtins)} (or their names). Use joblib/pickle "
+        "for a "
+        f"model with a custom one, or set_params({name}=...) to a built-in one before saving."
     )
 
 
-def _decode_criterion(data: Any) -> Any:
+def _decode_strategy(name: str, data: Any) -> Any:
+    """Inverse of :func:`_encode_strategy`."""
+    builtins = {cls.__name__: cls for cls in _STRATEGY_PARAMS[name].classes.values()}
     if isinstance(data, str):
         return data
-    if not isinstance(data, dict) or data.get("class") not in _BUILTIN_CRITERIA:
-        raise ValueError(f"unknown exit_criterion {data!r:.80}")
+    if not isinstance(data, dict) or data.get("class") not in builtins:
+        raise ValueError(f"unknown {name} {data!r:.80}")
     params = {k: _decode(v, {}) for k, v in data.get("params", {}).items()}
-    return _BUILTIN_CRITERIA[data["class"]](**params)
+    return builtins[data["class"]](**params)
 
 
 def _encode_params(params: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in params.items():
-        if name == "exit_criterion":
-            out[name] = _encode_criterion(value)
+        if name in _STRATEGY_PARAMS:
+            out[name] = _encode_strategy(name, value)
             continue
         if name == "memory" and hasattr(value, "location"):  # a joblib.Memory: keep its folder
             value = value.location
@@ -372,7 +388,8 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
 
     try:
         params = {
-            k: _decode_criterion(v) if k == "exit_criterion" else _decode(v, {}) for k, v in metadata["params"].items()
+            k: _decode_strategy(k, v) if k in _STRATEGY_PARAMS else _decode(v, {})
+            for k, v in metadata["params"].items()
         }
         fitted = {k: _decode(v, arrays) for k, v in metadata["fitted"].items()}
         architecture = metadata["network"]

@@ -1,18 +1,18 @@
-"""Joint fine-tuning: encoder and every exit head, one summed cross-entropy loss (Schwartz et al., 2020)."""
+"""Joint fine-tuning of the encoder and every exit head under one training objective (see :mod:`skearly.objectives`)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ._batching import Batch, Encoded, n_batches, shuffled_batches
 from .devices import autocast
 from .network import MultiExitNetwork
+from .objectives import SummedCrossEntropy, TrainingObjective
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class TrainingConfig:
     weight_decay: float
     warmup_ratio: float
     verbose: int = 0
+    objective: TrainingObjective = field(default_factory=SummedCrossEntropy)
 
 
 def _optimizer(network: MultiExitNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -69,9 +70,9 @@ def train_jointly(
 ) -> list[float]:
     """Fine-tune ``network`` in place on ``encoded`` rows with integer labels ``y``.
 
-    Every step runs all layers up to the last exit, and the loss is the sum of
-    the cross-entropy losses of all exit heads, so the encoder learns to serve
-    every head at once.
+    Every step runs all layers up to the last exit, and the loss is
+    ``config.objective`` of all exit heads' logits (by default the sum of their
+    cross-entropy losses), so the encoder learns to serve every head at once.
 
     Parameters
     ----------
@@ -93,7 +94,7 @@ def train_jointly(
     Returns
     -------
     list of float
-        Mean summed loss of each epoch.
+        Mean loss (of ``config.objective``) of each epoch.
     """
     labels = torch.as_tensor(y, dtype=torch.long)
     steps_per_epoch = n_batches(len(encoded), config.batch_size)
@@ -111,7 +112,9 @@ def train_jointly(
                 target = labels[batch.rows].to(device)
                 with autocast(device, mixed_precision):
                     logits = _forward(network, batch)
-                    loss = sum(F.cross_entropy(head.float(), target) for head in logits)
+                    loss = config.objective.loss(
+                        logits, target, exit_layers=network.exit_layers, epoch=epoch, n_epochs=config.epochs
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
@@ -124,7 +127,7 @@ def train_jointly(
                 progress.update()
                 progress.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.4f}")
             history.append(total / seen)
-            logger.info("epoch %d/%d: mean summed loss %.4f", epoch + 1, config.epochs, history[-1])
+            logger.info("epoch %d/%d: mean loss %.4f", epoch + 1, config.epochs, history[-1])
     finally:
         progress.close()
         network.eval()

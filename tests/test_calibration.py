@@ -1,10 +1,15 @@
+import warnings
+
 import numpy as np
+import pytest
 
 from skearly.calibration import (
     calibrated_proba,
+    ece_interval,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
+    warn_if_too_small,
 )
 
 
@@ -36,3 +41,59 @@ def test_ece_hand_made():
 
 def test_no_data_gives_unit_temperature():
     assert fit_temperature(np.empty((0, 2)), np.empty(0, dtype=int)) == 1.0
+
+
+def test_fit_temperature_is_bounded_and_never_worse_than_one():
+    from skearly.calibration import TEMPERATURE_BOUNDS
+
+    rng = np.random.RandomState(2)
+    # labels independent of the logits: the best temperature is huge, clipped to the upper bound
+    logits = rng.normal(scale=5.0, size=(300, 2))
+    y = rng.randint(0, 2, size=300)
+    t = fit_temperature(logits, y)
+    assert TEMPERATURE_BOUNDS[0] <= t <= TEMPERATURE_BOUNDS[1]
+    assert negative_log_likelihood(logits, y, t) <= negative_log_likelihood(logits, y, 1.0)
+    # labels that follow the logits: a temperature below 1 sharpens them, and the fit finds one
+    sharp = rng.normal(scale=0.5, size=(500, 2))
+    t_sharp = fit_temperature(sharp, sharp.argmax(1))
+    assert TEMPERATURE_BOUNDS[0] <= t_sharp < 1.0
+    assert negative_log_likelihood(sharp, sharp.argmax(1), t_sharp) < negative_log_likelihood(sharp, sharp.argmax(1))
+
+
+def test_ece_interval_is_reproducible_and_narrows_with_rows():
+    rng = np.random.RandomState(3)
+
+    def sample(n):
+        proba = calibrated_proba(rng.normal(scale=2.0, size=(n, 3)), 1.0)
+        y = np.array([rng.choice(3, p=p) for p in proba])
+        return proba, y
+
+    proba, y = sample(300)
+    low, high = ece_interval(proba, y)
+    assert (low, high) == ece_interval(proba, y)  # fixed seed
+    assert 0 <= low <= high
+    big_low, big_high = ece_interval(*sample(3000))
+    assert big_high - big_low < high - low
+    assert np.isnan(ece_interval(np.empty((0, 3)), np.empty(0, dtype=int))).all()
+
+
+def test_small_calibration_split_warns_with_its_size():
+    with pytest.warns(UserWarning, match=r"only 60 rows \(fewest in one class: 30\).*at least 100 rows"):
+        assert warn_if_too_small(np.arange(60) % 2, 2)
+    with pytest.warns(UserWarning, match="fewest in one class: 5"):
+        warn_if_too_small(np.r_[np.zeros(300, int), np.ones(5, int)], 2)
+    with pytest.warns(UserWarning, match="fewest in one class: 0"):
+        warn_if_too_small(np.zeros(300, int), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_if_too_small(np.arange(200) % 2, 2)
+        assert not warn_if_too_small(np.empty(0, dtype=int), 2)  # calibration off: nothing to warn about
+
+
+def test_calibration_report_has_the_interval_columns(fitted):
+    report = fitted.calibration_report_
+    first = ["layer", "temperature", "accuracy", "ece_before", "ece_after", "nll_before", "nll_after"]
+    assert list(report.columns[: len(first)]) == first
+    assert {"ece_after_low", "ece_after_high", "n_rows"} <= set(report.columns)
+    assert (report["ece_after_low"] <= report["ece_after_high"]).all()
+    assert (report["nll_after"] <= report["nll_before"] + 1e-12).all()

@@ -157,7 +157,7 @@ def test_custom_criterion_is_refused_and_nothing_is_written(fitted, tmp_path):
             return proba[:, 0] >= 0, state
 
     clf = copy.deepcopy(fitted).set_params(exit_criterion=Always())
-    with pytest.raises(TypeError, match="custom Always.*built-in criteria"):
+    with pytest.raises(TypeError, match="custom Always.*built-in ExitCriterion classes"):
         clf.save(tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
@@ -338,3 +338,15 @@ def test_memory_parameter_is_saved_as_a_folder(fitted, tmp_path):
     assert EarlyExitTextClassifier.load(clf.save(tmp_path / "m")).memory == str(tmp_path / "cache")
     clf.set_params(memory=tmp_path / "cache2")
     assert EarlyExitTextClassifier.load(clf.save(tmp_path / "m")).memory == str(tmp_path / "cache2")
+
+
+def test_engine_strategies_round_trip(fitted, toy_data, tmp_path):
+    from skearly import EarlyExitTextClassifier
+    from skearly.schedulers import RefillingScheduler
+
+    _, _, X_test, _ = toy_data
+    clf = copy.deepcopy(fitted).set_params(scheduler=RefillingScheduler(), backend="torch", threshold=0.8)
+    clf.save(tmp_path / "m")
+    loaded = EarlyExitTextClassifier.load(tmp_path / "m")
+    assert loaded.scheduler == RefillingScheduler() and loaded.backend == "torch"
+    np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))

@@ -1,0 +1,340 @@
+"""Compare the training objectives (``objective="sum" | "depth_weighted" | "distill"``) on real tweets.
+
+For each dataset (binary negative/positive tweets and 3-class tweets, from
+:func:`skearly.datasets.load_tweet_sentiment`) and each objective, the script
+fine-tunes :class:`skearly.EarlyExitTextClassifier` on the packaged
+all-MiniLM-L6-v2 encoder (same data, seed and budget for every objective) and
+measures on the held-out test split:
+
+* full-depth accuracy (threshold 1.0);
+* every threshold of a fine grid at once with :meth:`~skearly.EarlyExitTextClassifier.exit_curve`
+  (one pass through all layers), giving the area under the accuracy / layer
+  speed-up curve and the oracle rows;
+* P1, the loosest threshold within 1 point of the model's own full-depth
+  accuracy (chosen on the test split, identically for every objective), and its
+  **measured** wall-clock speed-up: ``predict`` at batch 64 at P1 and at full
+  depth, timed side by side (interleaved repeats, median) in one run;
+* the share of the oracle's savings reached at P1:
+  ``(last layer - mean exit layer at P1) / (last layer - oracle mean exit layer)``,
+  the oracle exiting each row at the earliest head agreeing with the final one;
+* ECE per exit after temperature scaling, on the calibration split (with its
+  bootstrap interval, from ``calibration_report_``) and on the test split.
+
+Two stages, so that only the timing holds the machine-wide timing lock::
+
+    python benchmarks/objectives.py fit            # fine-tune, save models, exit curves, test ECE
+    flock /tmp/skearly-timing.lock python benchmarks/objectives.py time   # time P1 vs full, write results
+
+Outputs ``<out>/objectives.csv`` (one row per dataset and objective),
+``<out>/objectives_curves.csv`` (every exit-curve row), ``<out>/objectives.md`` and
+``<out>/objectives.png``. ``--quick`` makes a smoke run in a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import sklearn  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+import skearly  # noqa: E402
+from skearly import EarlyExitTextClassifier  # noqa: E402
+from skearly._batching import tokenize  # noqa: E402
+from skearly.calibration import calibrated_proba, expected_calibration_error  # noqa: E402
+from skearly.datasets import load_tweet_sentiment  # noqa: E402
+from skearly.training import all_exit_logits  # noqa: E402
+
+DATASETS: dict[str, tuple[str, ...]] = {
+    "tweets_binary": ("negative", "positive"),
+    "tweets_3class": ("negative", "neutral", "positive"),
+}
+OBJECTIVES = ("sum", "depth_weighted", "distill")
+THRESHOLDS = sorted({round(t, 3) for t in (*np.arange(0.30, 0.995, 0.01), 0.995, 0.999, 1.0)}, reverse=True)
+
+
+def environment() -> str:
+    return (
+        f"CPU count: {os.cpu_count()}; torch threads: {torch.get_num_threads()}; "
+        f"python {platform.python_version()}; torch {torch.__version__}; transformers {transformers.__version__}; "
+        f"scikit-learn {sklearn.__version__}; skearly {skearly.__version__}; machine {platform.machine()} "
+        f"({platform.processor() or 'cpu'}); device cpu"
+    )
+
+
+def load(name: str, args) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    return load_tweet_sentiment(classes=DATASETS[name], n_train=args.n_train, n_test=args.n_test, random_state=0)
+
+
+def p1_row(curve: pd.DataFrame) -> pd.Series:
+    """The threshold row with the highest layer speed-up whose accuracy is within 1 point of full depth."""
+    sweep = curve[curve["kind"] == "threshold"]
+    full = sweep.loc[sweep["threshold"] == 1.0, "accuracy"].iloc[0]
+    ok = sweep[sweep["accuracy"] >= full - 0.01 - 1e-12]
+    return ok.sort_values(["expected_speedup", "threshold"], ascending=[False, False]).iloc[0]
+
+
+def area_under_curve(curve: pd.DataFrame) -> float:
+    """Mean accuracy over layer speed-ups from 1 to the largest reached (trapezoids on the threshold sweep)."""
+    sweep = curve[curve["kind"] == "threshold"].sort_values("expected_speedup")
+    x, y = sweep["expected_speedup"].to_numpy(), sweep["accuracy"].to_numpy()
+    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if x[-1] > x[0] else float(y[0])
+
+
+# ----------------------------------------------------------------------------------- stage 1: fit
+def fit_stage(args) -> None:
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets:
+        X_train, X_test, y_train, y_test = load(name, args)
+        for objective in args.objectives:
+            folder = args.work / f"{name}-{objective}"
+            folder.mkdir(parents=True, exist_ok=True)
+            try:  # claim the model, so that several fit processes can share the list
+                os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                print(f"{name} / {objective}: fitted (or being fitted) by another run", flush=True)
+                continue
+            clf = EarlyExitTextClassifier(
+                objective=objective,
+                epochs=args.epochs,
+                calibration_size=args.calibration_size,
+                random_state=0,
+                verbose=args.verbose,
+            )
+            clf.fit(X_train, y_train)
+            print(f"{name} / {objective}: fitted in {clf.fit_time_:.0f}s", flush=True)
+            curve = clf.exit_curve(X_test, y_test, thresholds=THRESHOLDS)
+            encoded = tokenize(clf.tokenizer_, X_test, None, clf.max_length)
+            logits = all_exit_logits(clf.network_, encoded, 64, torch.device("cpu"))
+            y_index = np.searchsorted(clf.classes_, y_test)
+            test_ece = [
+                expected_calibration_error(calibrated_proba(head, t), y_index)
+                for head, t in zip(logits, clf.temperatures_, strict=True)
+            ]
+            clf.save(folder / "model")
+            curve.to_csv(folder / "curve.csv", index=False)
+            clf.calibration_report_.to_csv(folder / "calibration.csv", index=False)
+            (folder / "done.json").write_text(
+                json.dumps({"fit_seconds": clf.fit_time_, "test_ece": test_ece, "loss_curve": clf.loss_curve_})
+            )
+
+
+# ------------------------------------------------------------------------------ stage 2: timing
+def time_pair(clf: EarlyExitTextClassifier, X: list[str], threshold: float, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``predict`` at full depth and at ``threshold``, interleaved (batch 64)."""
+    clf.set_params(predict_batch_size=64, threshold=1.0)
+    clf.predict(X[:64])  # warm-up
+    full, early = [], []
+    for _ in range(repeats):
+        for value, out in ((1.0, full), (threshold, early)):
+            clf.set_params(threshold=value)
+            start = time.perf_counter()
+            clf.predict(X)
+            out.append(time.perf_counter() - start)
+    return float(np.median(full)), float(np.median(early))
+
+
+def time_stage(args) -> None:
+    records, curves, calibrations = [], [], []
+    for name in args.datasets:
+        _, X_test, _, y_test = load(name, args)
+        for objective in args.objectives:
+            folder = args.work / f"{name}-{objective}"
+            if not (folder / "done.json").exists():
+                print(f"{name} / {objective}: not fitted, left out", flush=True)
+                continue
+            meta = json.loads((folder / "done.json").read_text())
+            curve = pd.read_csv(folder / "curve.csv")
+            calib = pd.read_csv(folder / "calibration.csv")
+            p1 = p1_row(curve)
+            timing_file = folder / "timing.json"
+            if not timing_file.exists() and not args.skip_timing:  # timed once per model: later runs reuse it
+                clf = EarlyExitTextClassifier.load(folder / "model")
+                t_full, t_p1 = time_pair(clf, X_test, float(p1["threshold"]), args.repeats)
+                accuracy = float(np.mean(clf.predict(X_test) == y_test))  # at P1: must equal the curve's
+                assert abs(accuracy - p1["accuracy"]) < 1e-9, (accuracy, p1["accuracy"])
+                timing_file.write_text(json.dumps({"full": t_full, "p1": t_p1, "environment": environment()}))
+            timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+            t_full, t_p1 = timing.get("full", np.nan), timing.get("p1", np.nan)
+            sweep = curve[curve["kind"] == "threshold"]
+            oracle = curve[curve["kind"] == "oracle"].iloc[0]
+            last = int(calib["layer"].max())
+            record = {
+                "dataset": name,
+                "objective": objective,
+                "full_accuracy": float(sweep.loc[sweep["threshold"] == 1.0, "accuracy"].iloc[0]),
+                "p1_threshold": float(p1["threshold"]),
+                "p1_accuracy": float(p1["accuracy"]),
+                "p1_mean_exit_layer": float(p1["mean_exit_layer"]),
+                "p1_layer_speedup": float(p1["expected_speedup"]),
+                "p1_measured_speedup_b64": t_full / t_p1,
+                "p1_efficiency": t_full / t_p1 / float(p1["expected_speedup"]),
+                "seconds_full_b64": t_full,
+                "seconds_p1_b64": t_p1,
+                "auc_accuracy_speedup": area_under_curve(curve),
+                "oracle_mean_exit_layer": float(oracle["mean_exit_layer"]),
+                "oracle_layer_speedup": float(oracle["expected_speedup"]),
+                "oracle_savings_share": (last - float(p1["mean_exit_layer"]))
+                / (last - float(oracle["mean_exit_layer"])),
+                "calibration_rows": int(calib["n_rows"].iloc[0]),
+                "max_ece_after_calib": float(calib["ece_after"].max()),
+                "max_ece_test": float(max(meta["test_ece"])),
+                "fit_seconds": meta["fit_seconds"],
+            }
+            records.append(record)
+            print(
+                f"{name} / {objective}: full {record['full_accuracy']:.4f}, P1 {record['p1_threshold']} "
+                f"acc {record['p1_accuracy']:.4f}, measured x{record['p1_measured_speedup_b64']:.2f} "
+                f"(layers x{record['p1_layer_speedup']:.2f}), AUC {record['auc_accuracy_speedup']:.4f}",
+                flush=True,
+            )
+            curves.append(curve.assign(dataset=name, objective=objective))
+            calibrations.append(calib.assign(dataset=name, objective=objective, ece_test=meta["test_ece"]))
+    write_outputs(pd.DataFrame(records), pd.concat(curves), pd.concat(calibrations), args)
+
+
+# --------------------------------------------------------------------------------- reporting
+def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame, args) -> None:
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    base = table[table["objective"] == "sum"].set_index("dataset")
+    table["speedup_vs_sum"] = table["p1_measured_speedup_b64"] / table["dataset"].map(base["p1_measured_speedup_b64"])
+    table["full_accuracy_delta_points"] = 100 * (table["full_accuracy"] - table["dataset"].map(base["full_accuracy"]))
+    table.to_csv(out / "objectives.csv", index=False)
+    curves.to_csv(out / "objectives_curves.csv", index=False)
+    shown = [
+        "dataset",
+        "objective",
+        "full_accuracy",
+        "full_accuracy_delta_points",
+        "p1_threshold",
+        "p1_accuracy",
+        "p1_layer_speedup",
+        "p1_measured_speedup_b64",
+        "p1_efficiency",
+        "speedup_vs_sum",
+        "auc_accuracy_speedup",
+        "oracle_layer_speedup",
+        "oracle_savings_share",
+        "max_ece_after_calib",
+        "max_ece_test",
+        "fit_seconds",
+    ]
+    ece_cols = [
+        "dataset",
+        "objective",
+        "layer",
+        "temperature",
+        "accuracy",
+        "ece_before",
+        "ece_after",
+        "ece_after_low",
+        "ece_after_high",
+        "ece_test",
+        "n_rows",
+    ]
+    lines = [
+        "# Training objectives compared",
+        "",
+        f"Environment: {environment()}",
+        "",
+        f"Commands: `{args.command.format(stage='fit')}`, then "
+        f"`flock /tmp/skearly-timing.lock {args.command.format(stage='time')}` (models and timings are kept in "
+        "`--work`: rerunning a stage redoes only what is missing).",
+        "",
+        f"Each model: all-MiniLM-L6-v2 (6 layers, a head after every layer), {args.n_train} training tweets "
+        f"({args.epochs} epochs; calibration_size={args.calibration_size}, so "
+        f"{int(np.ceil(args.calibration_size * args.n_train))} calibration rows), random_state=0; test "
+        f"{args.n_test} tweets. Exit rule: calibrated max probability. P1 = the threshold with the largest "
+        "layer speed-up whose test accuracy is within 1 point of the same model's full depth (picked on the "
+        "test split from a 0.30-1.00 grid by `exit_curve`). `p1_measured_speedup_b64` = wall-clock seconds of "
+        f"`predict` at full depth / at P1, batch 64, CPU, median of {args.repeats} interleaved repeats in one "
+        "run (under the timing lock; other jobs still ran on the machine: `p1_efficiency` = measured / layer "
+        "speed-up, about 0.9-1.0 when undisturbed, shows how far a timing can be trusted; compare objectives "
+        "by `p1_layer_speedup` when it is far lower). `auc_accuracy_speedup` = mean test accuracy over layer "
+        "speed-ups 1-6. "
+        "`oracle_savings_share` = layers saved at P1 / layers saved by the oracle (each row at the earliest "
+        "head agreeing with the final one). ECE: 15 bins, after temperature scaling; `max_ece_after_calib` on "
+        "the calibration split (where the temperatures were fitted), `max_ece_test` on the test split.",
+        "",
+        table[shown].to_markdown(index=False, floatfmt=".4f"),
+        "",
+        "Per-exit calibration (`ece_after_low`/`high`: 90% bootstrap interval on the calibration split; "
+        "`ece_test`: on the test split):",
+        "",
+        calib[ece_cols].to_markdown(index=False, floatfmt=".4f"),
+        "",
+        "![objectives](objectives.png)",
+    ]
+    (out / "objectives.md").write_text("\n".join(lines) + "\n")
+    plot(table, curves, out / "objectives.png")
+    print("\n".join(lines[6:10]), flush=True)
+
+
+def plot(table: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
+    names = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for objective in dict.fromkeys(table["objective"]):
+            curve = curves[(curves["dataset"] == name) & (curves["objective"] == objective)]
+            sweep = curve[curve["kind"] == "threshold"].sort_values("expected_speedup")
+            (line,) = ax.plot(sweep["expected_speedup"], sweep["accuracy"], "-", label=objective)
+            row = table[(table["dataset"] == name) & (table["objective"] == objective)].iloc[0]
+            ax.plot([row["p1_layer_speedup"]], [row["p1_accuracy"]], "o", color=line.get_color())
+            oracle = curve[curve["kind"] == "oracle"].iloc[0]
+            ax.plot([oracle["expected_speedup"]], [oracle["accuracy"]], "^", color=line.get_color())
+        ax.set_xlabel("layer speed-up over full depth (6 / mean exit layer)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{name} (dots: P1, triangles: oracle)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=("fit", "time"))
+    parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
+    parser.add_argument("--objectives", type=lambda s: s.split(","), default=list(OBJECTIVES))
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-test", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--calibration-size", type=float, default=0.2)
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/skearly-objectives"), help="fitted models")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--skip-timing", action="store_true", help="write the results with only the timings already measured"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+    rest = [a for a in (argv or sys.argv[1:]) if a not in ("fit", "time", "--skip-timing")]
+    args.command = f"python {shlex.quote(sys.argv[0])} {{stage}} " + " ".join(shlex.quote(a) for a in rest)
+    if args.quick:
+        args.n_train, args.n_test, args.epochs, args.repeats = 300, 200, 1, 1
+    torch.set_num_threads(args.threads)
+    print(environment(), flush=True)
+    start = time.perf_counter()
+    (fit_stage if args.stage == "fit" else time_stage)(args)
+    print(f"{args.stage} stage: {time.perf_counter() - start:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Training objectives: how the losses of the exit heads combine into the one loss ``fit`` minimises.
+
+Every training step runs all layers up to the last exit and gives the
+objective the logits of every head; it returns one scalar loss. Three
+objectives ship with skearly:
+
+* :class:`SummedCrossEntropy` (``"sum"``, the default) -- the paper's loss
+  (Schwartz et al., 2020): the plain sum of the heads' cross-entropies.
+* :class:`DepthWeighted` (``"depth_weighted"``) -- PABEE's loss (Zhou et al.,
+  2020): head ``i`` weighted by its layer number, weights normalised to sum to 1,
+  so deeper heads count more.
+* :class:`SelfDistillation` (``"distill"``) -- FastBERT-style self-distillation
+  (Liu et al., 2020), trained jointly: the final head learns the labels, and
+  every earlier head learns a mix of the labels and the final head's
+  temperature-softened distribution (KL divergence), so early heads learn to
+  agree with the final one.
+
+Write your own by subclassing :class:`TrainingObjective` and overriding
+:meth:`TrainingObjective.loss`; pass an instance as the estimator's ``objective``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+from ._strategy import Registry, Strategy
+
+__all__ = [
+    "TrainingObjective",
+    "SummedCrossEntropy",
+    "DepthWeighted",
+    "SelfDistillation",
+    "OBJECTIVES",
+    "resolve_objective",
+]
+
+
+class TrainingObjective(Strategy):
+    """Base class of training objectives; subclass it and override :meth:`loss`.
+
+    Objects hold only their parameters (they are compared, hashed and saved by
+    them, and are part of the fit cache's key).
+    """
+
+    def loss(
+        self,
+        logits: Sequence[torch.Tensor],
+        target: torch.Tensor,
+        *,
+        exit_layers: Sequence[int],
+        epoch: int,
+        n_epochs: int,
+    ) -> torch.Tensor:
+        """The scalar loss of one training batch.
+
+        Parameters
+        ----------
+        logits : sequence of torch.Tensor of shape (n_rows, n_classes)
+            Logits of every exit head, shallowest first (the last is the final classifier).
+        target : torch.Tensor of shape (n_rows,)
+            Integer class indices.
+        exit_layers : sequence of int
+            1-based encoder layer of each head, in the order of ``logits``.
+        epoch : int
+            0-based index of the current epoch (for staged objectives).
+        n_epochs : int
+            Number of training epochs.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar to minimise.
+        """
+        raise NotImplementedError
+
+
+class SummedCrossEntropy(TrainingObjective):
+    """Sum of the cross-entropy losses of all heads (Schwartz et al., 2020): the default."""
+
+    name = "sum"
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        """``sum_i CE(head_i, y)`` (see :meth:`TrainingObjective.loss`)."""
+        return sum(F.cross_entropy(head.float(), target) for head in logits)
+
+
+class DepthWeighted(TrainingObjective):
+    """Cross-entropies weighted by layer number, ``sum_i l_i CE_i / sum_i l_i`` (PABEE, Zhou et al., 2020)."""
+
+    name = "depth_weighted"
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        """Layer-weighted mean of the heads' cross-entropies (see :meth:`TrainingObjective.loss`)."""
+        total = float(sum(exit_layers))
+        return sum(
+            (layer / total) * F.cross_entropy(head.float(), target)
+            for layer, head in zip(exit_layers, logits, strict=True)
+        )
+
+
+class SelfDistillation(TrainingObjective):
+    """Every early head also matches the final head's softened distribution (FastBERT-style, trained jointly).
+
+    The loss is ``CE(final, y) + sum_{i < last} [(1 - alpha) CE(head_i, y) +
+    alpha T^2 KL(softmax(final / T) || softmax(head_i / T))]``. The final
+    head's distribution is a fixed target (no gradient flows into it through
+    the KL terms), so the final classifier learns from the labels alone.
+
+    Parameters
+    ----------
+    temperature : float, default=2.0
+        Softening temperature ``T`` of teacher and students (> 0); the KL term
+        is scaled by ``T**2`` so its gradients keep their size (Hinton et al., 2015).
+    alpha : float, default=0.5
+        Weight of the distillation term for the early heads, in [0, 1]: 0 is
+        the summed loss, 1 pure distillation.
+    """
+
+    name = "distill"
+
+    def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        """Labels for the final head, labels and the final head's soft targets for the others."""
+        final = logits[-1].float()
+        t = self.temperature
+        teacher = F.log_softmax(final.detach() / t, dim=1)
+        total = F.cross_entropy(final, target)
+        for head in logits[:-1]:
+            head = head.float()
+            student = F.log_softmax(head / t, dim=1)
+            kl = F.kl_div(student, teacher, reduction="batchmean", log_target=True) * (t * t)
+            total = total + (1.0 - self.alpha) * F.cross_entropy(head, target) + self.alpha * kl
+        return total
+
+
+#: Training objectives by alias (``EarlyExitTextClassifier(objective=name)``).
+OBJECTIVES: Registry[TrainingObjective] = Registry(TrainingObjective, "objective")
+for _cls in (SummedCrossEntropy, DepthWeighted, SelfDistillation):
+    OBJECTIVES.register(_cls)
+
+
+def resolve_objective(objective: str | TrainingObjective) -> TrainingObjective:
+    """Turn the ``objective`` parameter (a name or a :class:`TrainingObjective`) into an object.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    TypeError
+        For anything that is neither a name nor a :class:`TrainingObjective`.
+    """
+    return OBJECTIVES.resolve(objective)
