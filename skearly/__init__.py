@@ -8,8 +8,13 @@ out as the method is:
 * :mod:`skearly.training` and :mod:`skearly.objectives` -- joint fine-tuning under one
   training objective (the paper's summed loss by default);
 * :mod:`skearly.calibration` -- temperature scaling and calibration error;
-* :mod:`skearly.exit_criteria` and :mod:`skearly.inference` -- the exit policy and
-  the layer-by-layer engine that drops rows as they exit;
+* :mod:`skearly.inference` -- the inference engine: tokenized chunks, a batch scheduler
+  (:mod:`skearly.schedulers`), the layer runner of an inference backend
+  (:mod:`skearly.backends`, :mod:`skearly.layer_pass`) and the exit rule
+  (:mod:`skearly.exit_criteria`);
+* :mod:`skearly.adapters` -- one small adapter per encoder family, keyed on ``model_type``;
+* :mod:`skearly.model_selection`, :mod:`skearly.spark`, :mod:`skearly.mlflow` -- threshold
+  search by cross-validation, Spark batch prediction, MLflow models;
 * :mod:`skearly.exit_curve` -- every threshold's speed/accuracy from one pass
   (``exit_curve``, ``target_speedup``, :class:`ExitCurveDisplay`);
 * :mod:`skearly.encoders` and :mod:`skearly.datasets` -- the real encoders and data
