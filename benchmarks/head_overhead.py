@@ -13,26 +13,27 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from skearly._batching import tokenize
 from skearly.datasets import load_tweet_sentiment
 from skearly.encoders import default_encoder_path
 from skearly.exit_criteria import MaxProbability
-from skearly.inference import early_exit_proba
+from skearly.inference import InferenceEngine
 from skearly.network import MultiExitNetwork
+from skearly.schedulers import ShrinkingScheduler
 
 argparse.ArgumentParser(description=__doc__).parse_args()
 torch.set_num_threads(2)
 path = str(default_encoder_path())
 _, X, _, _ = load_tweet_sentiment(n_test=300)
-encoded = tokenize(AutoTokenizer.from_pretrained(path), X, None, 128)
+tokenizer = AutoTokenizer.from_pretrained(path)
 network = MultiExitNetwork.from_pretrained(path, exit_layers=range(1, 7), n_classes=3).eval()
 temperatures = np.ones(6)
 
 
 def run(threshold: float, batch_size: int) -> None:
-    early_exit_proba(
-        network, encoded, temperatures, MaxProbability(), threshold, batch_size=batch_size, device=torch.device("cpu")
+    engine = InferenceEngine(
+        network, tokenizer, temperatures, 128, batch_size, torch.device("cpu"), ShrinkingScheduler()
     )
+    engine.predict(X, None, MaxProbability(), threshold)
 
 
 for batch_size in (1, 64):

@@ -40,9 +40,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_memory
 
 from ._batching import Encoded, tokenize
-from .calibration import calibrated_proba, expected_calibration_error, fit_temperature, negative_log_likelihood
+from .calibration import (
+    calibrated_head_proba,
+    calibrated_proba,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
+from .devices import autocast
+from .layer_pass import all_head_logits
 from .network import MultiExitNetwork
-from .training import TrainingConfig, all_exit_logits, train_jointly
+from .training import TrainingConfig, train_jointly
 
 __all__ = [
     "FitParams",
@@ -184,31 +192,6 @@ def calibration_split(y_index: np.ndarray, calibration_size: float, seed: int) -
     return np.sort(train), np.sort(calib)
 
 
-def calibrated_head_proba(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities of every head, computed exactly as the inference engine does.
-
-    Parameters
-    ----------
-    logits : ndarray of shape (n_heads, n_rows, n_classes)
-        Logits of every head (float32), as from :func:`skearly.training.all_exit_logits`.
-    temperatures : ndarray of shape (n_heads,)
-        Fitted temperature of each head.
-
-    Returns
-    -------
-    ndarray of shape (n_heads, n_rows, n_classes), float32
-        ``softmax(logits * (1 / T))`` in float32 torch arithmetic, the same
-        operations as :func:`skearly.inference.early_exit_proba`, so exit
-        decisions simulated on them match ``predict``.
-    """
-    inverse_t = torch.as_tensor(1.0 / np.asarray(temperatures, dtype=np.float32))
-    out = np.empty(logits.shape, dtype=np.float32)
-    for head in range(logits.shape[0]):
-        head_logits = torch.as_tensor(np.asarray(logits[head], dtype=np.float32))
-        out[head] = torch.softmax(head_logits * inverse_t[head], dim=1).numpy()
-    return out
-
-
 def fit_network(
     first: Sequence[str],
     second: Sequence[str] | None,
@@ -272,9 +255,8 @@ def fit_network(
             mixed_precision=params.mixed_precision,
         )
     # calibration logits in training-sized batches: a fit-time parameter, so the result stays a function of the key
-    calib_logits = all_exit_logits(
-        network, _subset(encoded, calib_rows), params.batch_size, device, params.mixed_precision
-    )
+    with torch.inference_mode(), autocast(device, params.mixed_precision):
+        calib_logits = all_head_logits(network.eval(), _subset(encoded, calib_rows), params.batch_size, device)
     temperatures, report = calibrate(calib_logits, y_index[calib_rows], params.head_layers)
     return FitResult(
         classes=classes,

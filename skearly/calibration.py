@@ -8,10 +8,13 @@ labels, which leaves the head's predictions (argmax) unchanged.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-__all__ = ["fit_temperature", "expected_calibration_error", "negative_log_likelihood", "calibrated_proba"]
+__all__ = [
+    "calibrated_head_proba",
+    "fit_temperature", "expected_calibration_error", "negative_log_likelihood", "calibrated_proba"]
 
 _LOG_T_BOUNDS = (-4.0, 4.0)  # T in [0.018, 54.6]
 
@@ -80,3 +83,28 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 1
         in_bin = bins == b
         total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(total / len(y))
+
+
+def calibrated_head_proba(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of every head, computed exactly as the inference engine does.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_heads, n_rows, n_classes)
+        Logits of every head (float32), as from :func:`skearly.training.all_exit_logits`.
+    temperatures : ndarray of shape (n_heads,)
+        Fitted temperature of each head.
+
+    Returns
+    -------
+    ndarray of shape (n_heads, n_rows, n_classes), float32
+        ``softmax(logits * (1 / T))`` in float32 torch arithmetic, the same
+        operations as :meth:`skearly.inference.InferenceEngine.predict`, so exit
+        decisions simulated on them match ``predict``.
+    """
+    inverse_t = torch.as_tensor(1.0 / np.asarray(temperatures, dtype=np.float32))
+    out = np.empty(logits.shape, dtype=np.float32)
+    for head in range(logits.shape[0]):
+        head_logits = torch.as_tensor(np.asarray(logits[head], dtype=np.float32))
+        out[head] = torch.softmax(head_logits * inverse_t[head], dim=1).numpy()
+    return out

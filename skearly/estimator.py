@@ -6,7 +6,6 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._batching import Encoded, tokenize
 from ._fit_cache import FitParams, cached_fit_network, encoder_identity, load_encoder_files, resolve_memory
 from ._validation import check_max_length, check_number, check_targets, check_texts, check_threshold
+from .backends import InferenceBackend, resolve_backend
+from .devices import resolve_device
 from .encoders import resolve_encoder
 from .exit_criteria import ExitCriterion, resolve_criterion
-from .exit_curve import compute_exit_curve, threshold_for_speedup
-from .inference import early_exit_proba
+from .exit_curve import check_thresholds, exit_curve_from_proba, threshold_for_speedup
+from .inference import InferenceEngine
 from .network import POOLINGS, MultiExitNetwork
+from .schedulers import BatchScheduler, resolve_scheduler
 
 __all__ = ["EarlyExitTextClassifier"]
 
 logger = logging.getLogger(__name__)
-
-_PREDICT_CHUNK = 8192  # rows tokenized at once in predict: bounds memory on big inputs
 
 
 class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
@@ -81,7 +80,18 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Rows per training step.
     predict_batch_size : int, default=64
-        Rows per inference batch (rows are grouped by length). Predict-time only.
+        Rows per layer call at inference (rows are grouped by length). Predict-time only.
+    scheduler : {"auto", "shrinking", "refilling"} or BatchScheduler, default="auto"
+        How inference batches move through the layers (see :mod:`skearly.schedulers`):
+        ``"shrinking"`` runs each batch alone and lets exited rows leave it;
+        ``"refilling"`` keeps a queue per layer and runs full batches of waiting
+        rows, so every layer call stays close to ``predict_batch_size`` rows however
+        many exit. ``"auto"`` takes refilling on CUDA and shrinking on CPU. Both give
+        the same predictions and exit layers. Predict-time only.
+    backend : str or InferenceBackend, default="torch"
+        How the layers are run at predict time (see :mod:`skearly.backends`);
+        ``"torch"`` runs the fitted network as it is. Predict-time only: the fitted
+        fp32 weights are never changed.
     epochs : int, default=2
         Passes over the training data.
     learning_rate : float, default=5e-5
@@ -189,6 +199,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         max_length: int = 128,
         batch_size: int = 32,
         predict_batch_size: int = 64,
+        scheduler: str | BatchScheduler = "auto",
+        backend: str | InferenceBackend = "torch",
         epochs: int = 2,
         learning_rate: float = 5e-5,
         weight_decay: float = 0.01,
@@ -210,6 +222,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.batch_size = batch_size
         self.predict_batch_size = predict_batch_size
+        self.scheduler = scheduler
+        self.backend = backend
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -240,7 +254,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         resolve_criterion(self.exit_criterion)
         check_number("max_length", self.max_length, kind=int, low=2)
         check_number("batch_size", self.batch_size, kind=int, low=1)
-        self._check_predict_batch_size()
+        check_number("predict_batch_size", self.predict_batch_size, kind=int, low=1)
+        resolve_scheduler(self.scheduler, torch.device("cpu"))
+        resolve_backend(self.backend)
         check_number("epochs", self.epochs, kind=int, low=0)
         check_number("learning_rate", self.learning_rate, kind=float, low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, kind=float, low=0)
@@ -252,9 +268,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}.")
         if not isinstance(self.mixed_precision, (bool, np.bool_)):
             raise TypeError(f"mixed_precision must be a bool, got {self.mixed_precision!r}.")
-
-    def _check_predict_batch_size(self) -> None:
-        check_number("predict_batch_size", self.predict_batch_size, kind=int, low=1)
 
     def _resolve_head_layers(self, n_layers: int) -> tuple[int, ...]:
         if self.head_layers is None:
@@ -270,17 +283,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
                 f"(this encoder has {n_layers} layers), got {self.head_layers!r}."
             )
         return tuple(int(v) for v in layers)
-
-    def _resolve_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device, got {self.device!r}.") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was requested but CUDA is not available on this machine.")
-        return device
 
     # ------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any) -> EarlyExitTextClassifier:
@@ -310,7 +312,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes[0].item()!r}): a classifier needs at least 2 classes.")
-        device = self._resolve_device()
+        device = resolve_device(self.device)
         path = resolve_encoder(self.encoder)
         _, config = load_encoder_files(path, tokenizer=False)  # the tokenizer is loaded (or cached) with the fit
         check_max_length(self.max_length, config)
@@ -363,44 +365,33 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     # --------------------------------------------------------------- predict
-    def _encode(self, X: Any) -> Encoded:
-        first, second = check_texts(X)
-        return tokenize(self.tokenizer_, first, second, self.max_length)
-
-    def _encoded_chunks(self, first: list[str], second: list[str] | None) -> Iterator[tuple[slice, Encoded]]:
-        """Tokenize validated texts chunk by chunk, so memory stays bounded on big inputs."""
-        for start in range(0, len(first), _PREDICT_CHUNK):
-            rows = slice(start, start + _PREDICT_CHUNK)
-            yield (
-                rows,
-                tokenize(self.tokenizer_, first[rows], None if second is None else second[rows], self.max_length),
-            )
+    def _engine(self) -> InferenceEngine:
+        """The inference engine for the current predict-time parameters (validated here)."""
+        check_is_fitted(self, "network_")
+        check_number("predict_batch_size", self.predict_batch_size, kind=int, low=1)
+        check_max_length(check_number("max_length", self.max_length, kind=int, low=2), self.network_.config)
+        device = resolve_device(self.device)
+        scheduler = resolve_scheduler(self.scheduler, device)
+        runner = resolve_backend(self.backend).prepare(self.network_.to(device).eval(), device)
+        return InferenceEngine(
+            runner=runner,
+            tokenizer=self.tokenizer_,
+            temperatures=self.temperatures_,
+            max_length=int(self.max_length),
+            batch_size=int(self.predict_batch_size),
+            device=device,
+            scheduler=scheduler,
+            mixed_precision=bool(self.mixed_precision),
+            verbose=int(self.verbose),
+        )
 
     def _predict_proba_exits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "network_")
         criterion = resolve_criterion(self.exit_criterion)
         threshold = self._effective_threshold(criterion)
-        self._check_predict_batch_size()
-        check_max_length(check_number("max_length", self.max_length, kind=int, low=2), self.network_.config)
-        device = self._resolve_device()
-        network = self.network_.to(device)
+        engine = self._engine()
         first, second = check_texts(X)
-        n_rows = len(first)
-        proba = np.empty((n_rows, len(self.classes_)), dtype=np.float64)
-        layers = np.empty(n_rows, dtype=np.int64)
-        for rows, encoded in self._encoded_chunks(first, second):
-            proba[rows], layers[rows] = early_exit_proba(
-                network,
-                encoded,
-                self.temperatures_,
-                criterion,
-                threshold,
-                batch_size=self.predict_batch_size,
-                device=device,
-                mixed_precision=bool(self.mixed_precision),
-                verbose=self.verbose,
-            )
-        return proba, layers
+        return engine.predict(first, second, criterion, threshold)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities from each row's exit head.
@@ -594,7 +585,16 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             use the labels, so neither is achievable; they bound what a better
             exit rule could gain.
         """
-        return compute_exit_curve(self, X, y, thresholds=thresholds, scoring=scoring)
+        check_is_fitted(self, "network_")
+        criterion = resolve_criterion(self.exit_criterion)
+        thresholds = check_thresholds(thresholds)
+        engine = self._engine()
+        first, second = check_texts(X)
+        y = check_targets(y, len(first))
+        proba = engine.head_proba(first, second)
+        return exit_curve_from_proba(
+            proba, y, self.classes_, self.head_layers_, criterion, thresholds=thresholds, scoring=scoring
+        )
 
     # ----------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -626,13 +626,18 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return save_estimator(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> EarlyExitTextClassifier:
+    def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> EarlyExitTextClassifier:
         """Load an estimator saved with :meth:`save` (no pickle, nothing downloaded).
 
         Parameters
         ----------
         path : str or path-like
             The folder written by :meth:`save`.
+        device : str or None, default=None
+            Set the loaded estimator's ``device`` parameter, e.g. ``"cpu"`` for a
+            model fitted with ``device="cuda"`` on a machine without a GPU.
+            ``None`` keeps the saved value. The weights are always read to the CPU
+            and moved on the first ``predict``.
 
         Returns
         -------
@@ -647,7 +652,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         """
         from .persistence import load_estimator
 
-        return load_estimator(path, cls)
+        estimator = load_estimator(path, cls)
+        if device is not None:
+            resolve_device(device)  # a clear error now rather than at the first predict
+            estimator.set_params(device=device)
+        return estimator
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # a copy: never strip the live estimator

@@ -1,7 +1,7 @@
 """Every speed/accuracy trade-off of one fitted model from one pass: exit curves, oracles and a speed-up budget.
 
 One pass through all layers gives the calibrated probabilities of every exit
-head for every row (:func:`exit_head_proba`). From them
+head for every row (:meth:`skearly.inference.InferenceEngine.head_proba`). From them
 :func:`skearly.inference.simulate_exits` replays the estimator's exit rule for
 any threshold without re-running the encoder, which gives
 
@@ -23,29 +23,22 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score
-from sklearn.utils.validation import check_is_fitted
 
-from ._fit_cache import calibrated_head_proba
-from ._validation import check_targets, check_texts, check_threshold
-from .exit_criteria import ExitCriterion, resolve_criterion
+from ._validation import check_targets, check_threshold
+from .exit_criteria import ExitCriterion
 from .inference import simulate_exits
-from .training import all_exit_logits
-
-if TYPE_CHECKING:
-    from .estimator import EarlyExitTextClassifier
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ExitCurveDisplay",
-    "compute_exit_curve",
+    "check_thresholds",
     "exit_curve_from_proba",
-    "exit_head_proba",
     "layer_speedup",
     "threshold_for_speedup",
 ]
@@ -73,38 +66,16 @@ def layer_speedup(exit_heads: np.ndarray, head_layers: Sequence[int]) -> float:
     return float(layers[-1] / layers[np.asarray(exit_heads)].mean())
 
 
-def exit_head_proba(estimator: EarlyExitTextClassifier, X: Any) -> np.ndarray:
-    """Calibrated probabilities of every exit head for every row of ``X``, from one pass through all layers.
+def check_thresholds(thresholds: Sequence[float] | None) -> list[float]:
+    """Validate a sequence of thresholds in (0, 1]; ``None`` gives :data:`DEFAULT_THRESHOLDS`.
 
-    The probabilities are computed with the same float32 torch operations as
-    ``predict`` (see :func:`skearly._fit_cache.calibrated_head_proba`), in
-    batches of ``predict_batch_size`` rows, so simulated exits match ``predict``.
-
-    Parameters
-    ----------
-    estimator : EarlyExitTextClassifier
-        A fitted estimator.
-    X : sequence of str or of (str, str) pairs, array, Series or DataFrame
-        Texts (or pairs).
-
-    Returns
-    -------
-    ndarray of shape (n_heads, n_samples, n_classes), float32
+    Raises
+    ------
+    TypeError
+        If ``thresholds`` is not a sequence.
+    ValueError
+        If it is empty or holds a value outside (0, 1].
     """
-    check_is_fitted(estimator, "network_")
-    estimator._check_predict_batch_size()
-    device = estimator._resolve_device()
-    network = estimator.network_.to(device)
-    first, second = check_texts(X)
-    logits = np.empty((len(network.heads), len(first), len(estimator.classes_)), dtype=np.float32)
-    for rows, encoded in estimator._encoded_chunks(first, second):
-        logits[:, rows] = all_exit_logits(
-            network, encoded, estimator.predict_batch_size, device, bool(estimator.mixed_precision)
-        )
-    return calibrated_head_proba(logits, estimator.temperatures_)
-
-
-def _check_thresholds(thresholds: Sequence[float] | None) -> list[float]:
     if thresholds is None:
         return list(DEFAULT_THRESHOLDS)
     if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
@@ -129,7 +100,8 @@ def exit_curve_from_proba(
     Parameters
     ----------
     proba_per_head : ndarray of shape (n_heads, n_samples, n_classes)
-        Calibrated probabilities of every head (as from :func:`exit_head_proba`).
+        Calibrated probabilities of every head (as from
+        :meth:`skearly.inference.InferenceEngine.head_proba`).
     y : array-like of shape (n_samples,)
         True labels.
     classes : ndarray of shape (n_classes,)
@@ -177,7 +149,7 @@ def exit_curve_from_proba(
         }
 
     records = [
-        record("threshold", t, simulate_exits(criterion, proba_per_head, t)) for t in _check_thresholds(thresholds)
+        record("threshold", t, simulate_exits(criterion, proba_per_head, t)) for t in check_thresholds(thresholds)
     ]
     records.append(record("oracle", math.nan, _earliest(predicted == predicted[-1])))
     records.append(record("oracle_correct", math.nan, _earliest(predicted == y[None, :])))
@@ -188,22 +160,6 @@ def _earliest(hit: np.ndarray) -> np.ndarray:
     """0-based first head where ``hit`` (n_heads, n_rows) is true; the last head for rows never hit."""
     last = hit.shape[0] - 1
     return np.where(hit.any(axis=0), hit.argmax(axis=0), last).astype(np.int64)
-
-
-def compute_exit_curve(
-    estimator: EarlyExitTextClassifier,
-    X: Any,
-    y: Any,
-    thresholds: Sequence[float] | None = None,
-    scoring: Callable[[np.ndarray, np.ndarray], float] | None = None,
-) -> pd.DataFrame:
-    """:meth:`EarlyExitTextClassifier.exit_curve` (one pass through all layers, then every threshold replayed)."""
-    criterion = resolve_criterion(estimator.exit_criterion)
-    thresholds = _check_thresholds(thresholds)
-    proba = exit_head_proba(estimator, X)
-    return exit_curve_from_proba(
-        proba, y, estimator.classes_, estimator.head_layers_, criterion, thresholds=thresholds, scoring=scoring
-    )
 
 
 def _candidate_thresholds(proba_per_head: np.ndarray) -> np.ndarray:
@@ -451,7 +407,7 @@ class ExitCurveDisplay:
     @classmethod
     def from_estimator(
         cls,
-        estimator: EarlyExitTextClassifier,
+        estimator: Any,
         X: Any,
         y: Any,
         *,
@@ -467,7 +423,8 @@ class ExitCurveDisplay:
         Parameters
         ----------
         estimator : EarlyExitTextClassifier
-            A fitted estimator (its ``exit_criterion`` is replayed).
+            A fitted estimator (its ``exit_criterion`` is replayed by its
+            :meth:`~skearly.EarlyExitTextClassifier.exit_curve` method).
         X : sequence of str or of (str, str) pairs, array, Series or DataFrame
             Held-out texts (or pairs).
         y : array-like of shape (n_samples,)
@@ -489,7 +446,7 @@ class ExitCurveDisplay:
         -------
         ExitCurveDisplay
         """
-        curve = compute_exit_curve(estimator, X, y, thresholds=thresholds, scoring=scoring)
+        curve = estimator.exit_curve(X, y, thresholds=thresholds, scoring=scoring)
         if name is None:
             criterion = estimator.exit_criterion
             name = f"{type(estimator).__name__} ({criterion if isinstance(criterion, str) else repr(criterion)})"

@@ -28,7 +28,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,6 @@ import torch
 
 from .exit_criteria import Entropy, ExitCriterion, MaxProbability, Patience
 from .network import MultiExitNetwork
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .estimator import EarlyExitTextClassifier
 
 __all__ = [
     "FORMAT_VERSION",
@@ -227,7 +224,7 @@ def _fitted_attributes(estimator: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- save / load
-def save_estimator(estimator: EarlyExitTextClassifier, path: str | os.PathLike[str]) -> Path:
+def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
     """Write a fitted estimator to folder ``path`` without pickle.
 
     Parameters
@@ -324,17 +321,16 @@ def _check_version(metadata: dict[str, Any], file: Path) -> None:
     raise ValueError(f"{file.name} has an unknown format version {version!r}; this skearly reads {FORMAT_VERSION}.")
 
 
-def load_estimator(
-    path: str | os.PathLike[str], cls: type[EarlyExitTextClassifier] | None = None
-) -> EarlyExitTextClassifier:
+def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
     """Read a folder written by :func:`save_estimator`; no pickle, nothing downloaded.
 
     Parameters
     ----------
     path : str or path-like
         The model folder.
-    cls : type, optional
-        The estimator class to build (default :class:`~skearly.EarlyExitTextClassifier`).
+    cls : type
+        The estimator class to build (:class:`~skearly.EarlyExitTextClassifier`
+        passes itself), called with the saved parameters.
 
     Returns
     -------
@@ -351,8 +347,6 @@ def load_estimator(
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
 
-    if cls is None:
-        from .estimator import EarlyExitTextClassifier as cls
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder: pass the folder written by EarlyExitTextClassifier.save.")

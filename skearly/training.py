@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ._batching import Batch, Encoded, n_batches, shuffled_batches, sorted_batches
+from ._batching import Batch, Encoded, n_batches, shuffled_batches
+from .devices import autocast
 from .network import MultiExitNetwork
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,6 @@ class TrainingConfig:
     weight_decay: float
     warmup_ratio: float
     verbose: int = 0
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16/float16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
-    if not enabled or device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def _optimizer(network: MultiExitNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -137,24 +129,3 @@ def train_jointly(
         progress.close()
         network.eval()
     return history
-
-
-@torch.inference_mode()
-def all_exit_logits(
-    network: MultiExitNetwork,
-    encoded: Encoded,
-    batch_size: int,
-    device: torch.device,
-    mixed_precision: bool = False,
-) -> np.ndarray:
-    """Logits of every exit head for every row: shape ``(n_heads, n_rows, n_classes)``, rows in input order."""
-    network.eval()
-    n_classes = network.heads[0].out.out_features
-    out = np.empty((len(network.heads), len(encoded), n_classes), dtype=np.float32)
-    for batch in sorted_batches(encoded, batch_size):
-        batch = batch.to(device)
-        with autocast(device, mixed_precision):
-            logits = _forward(network, batch)
-        for head, values in enumerate(logits):
-            out[head, batch.rows] = values.float().cpu().numpy()
-    return out

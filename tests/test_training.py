@@ -5,7 +5,7 @@ from transformers import AutoTokenizer
 
 from skearly._batching import tokenize
 from skearly.network import MultiExitNetwork
-from skearly.training import TrainingConfig, _linear_warmup, all_exit_logits, train_jointly
+from skearly.training import TrainingConfig, _linear_warmup, train_jointly
 
 
 def _setup(tiny_encoder, n=96):
@@ -24,19 +24,6 @@ def test_joint_training_lowers_the_summed_loss_and_trains_every_head(tiny_encode
     assert len(history) == 4 and history[-1] < history[0]
     assert all(not torch.equal(b, h.out.weight) for b, h in zip(before, network.heads))
     assert not network.training  # left in eval mode
-
-
-def test_all_exit_logits_keeps_input_order(tiny_encoder):
-    network, encoded, _ = _setup(tiny_encoder, n=20)
-    network.eval()
-    logits = all_exit_logits(network, encoded, batch_size=7, device=torch.device("cpu"))
-    assert logits.shape == (4, 20, 2)
-    for row in (0, 5, 19):
-        ids = torch.tensor([encoded.input_ids[row]])
-        with torch.no_grad():
-            direct = network(ids, torch.ones_like(ids))
-        for head in range(4):
-            np.testing.assert_allclose(logits[head, row], direct[head][0].numpy(), atol=1e-5)
 
 
 def test_linear_warmup_then_decay():
