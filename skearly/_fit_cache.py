@@ -335,7 +335,7 @@ class RecentFits:
     Parameters
     ----------
     max_entries : int
-        Most results kept (at least the number of folds of a search, for it to hit).
+        Most results kept (at least the number of folds of a search, for it to hit); 0 turns it off.
     max_bytes : int
         Most bytes of network weights kept.
     """
@@ -359,6 +359,8 @@ class RecentFits:
 
     def put(self, key: str, result: FitResult) -> None:
         """Keep a copy of ``result`` under ``key``, evicting the least recently used entries over the bounds."""
+        if self.max_entries < 1:
+            return
         stored = _copy_result(result)
         size = sum(t.numel() * t.element_size() for t in stored.network.state_dict().values())
         with self._lock:
