@@ -25,7 +25,7 @@ import copy
 import fcntl
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -130,13 +130,20 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     clf = EarlyExitTextClassifier(epochs=args.epochs, random_state=0, memory=args.memory).fit(X_train, y_train)
     print(f"fit (or cache read): {time.perf_counter() - start:.1f}s", flush=True)
-    with ExitStack() as stack:
-        if args.lock:
-            lock = stack.enter_context(open(args.lock, "a"))  # noqa: SIM115
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            print("measuring (lock held)", flush=True)
-        table, ece_table = measure(clf, X_test, y_test, args)
+    table, ece_table = measure(clf, X_test, y_test, args)
     write(table, ece_table, args, command)
+
+
+@contextmanager
+def timing_lock(path: str | None):
+    """Hold an exclusive flock on ``path`` (no-op for ``None``): no other timing run overlaps."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        print("timing (lock held)", flush=True)
+        yield
 
 
 def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -177,14 +184,15 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
         fn()
         timed.setdefault(key, []).append(time.perf_counter() - start)
 
-    for _ in range(args.repeats):
-        for batch, X in ((64, list(X_test)), (1, X_b1)):
-            record(("plain HF fp32", "full depth", batch), partial(plain_predict, plain, plain_tokenizer, X, batch))
-            for backend, name in zip(backends, names):
-                for setting, threshold in settings[name].items():
-                    clf.set_params(backend=backend, threshold=threshold, predict_batch_size=batch)
-                    clf.predict(X[:8])  # warm-up (shapes)
-                    record((name, setting, batch), partial(clf.predict, X))
+    with timing_lock(args.lock):
+        for _ in range(args.repeats):
+            for batch, X in ((64, list(X_test)), (1, X_b1)):
+                record(("plain HF fp32", "full depth", batch), partial(plain_predict, plain, plain_tokenizer, X, batch))
+                for backend, name in zip(backends, names):
+                    for setting, threshold in settings[name].items():
+                        clf.set_params(backend=backend, threshold=threshold, predict_batch_size=batch)
+                        clf.predict(X[:8])  # warm-up (shapes)
+                        record((name, setting, batch), partial(clf.predict, X))
     rows = []
     n_rows = {64: len(X_test), 1: len(X_b1)}
     plain_tps = {b: n_rows[b] / np.median(timed[("plain HF fp32", "full depth", b)]) for b in (64, 1)}
