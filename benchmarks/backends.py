@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--n-test-b1", type=int, default=200, help="test rows timed at batch size 1")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats; 0: accuracy and ECE only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", default="/tmp/skearly-backends-cache", help="fit cache folder")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
@@ -195,7 +195,10 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
                         record((name, setting, batch), partial(clf.predict, X))
     rows = []
     n_rows = {64: len(X_test), 1: len(X_b1)}
-    plain_tps = {b: n_rows[b] / np.median(timed[("plain HF fp32", "full depth", b)]) for b in (64, 1)}
+    def throughput(key) -> float:  # NaN without timings (--repeats 0)
+        return n_rows[key[2]] / np.median(timed[key]) if key in timed else np.nan
+
+    plain_tps = {b: throughput(("plain HF fp32", "full depth", b)) for b in (64, 1)}
     for name in ["plain HF fp32", *names]:
         for setting in ("full depth", "P1"):
             if name == "plain HF fp32" and setting == "P1":
@@ -218,7 +221,7 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
                     build_seconds=build_s[name],
                 )
             for batch in (64, 1):
-                tps = n_rows[batch] / np.median(timed[(name, setting, batch)])
+                tps = throughput((name, setting, batch))
                 row[f"texts_per_s_b{batch}"] = tps
                 row[f"speedup_vs_plain_b{batch}"] = tps / plain_tps[batch]
             rows.append(row)
