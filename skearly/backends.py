@@ -32,7 +32,7 @@ against fp32 are measured in ``benchmarks/backends.py``.
 Calibration: every backend uses the temperatures fitted on the fp32 network.
 ``"onnx"`` reproduces fp32's probabilities (same ECE); the int8 backends move
 each head's logits slightly. Measured on 1,000 held-out binary tweets
-(``benchmarks/results/backends_accuracy_only/backends.md``) the per-exit ECE
+(``benchmarks/results/backends.md``) the per-exit ECE
 rose by at most 0.013 (``"int8"``) and 0.020 (``"onnx-int8"``), both at exit 3,
 and fell at other exits. The temperatures are not refitted per backend: the
 estimator keeps the calibration split's fp32 probabilities, not its texts.
