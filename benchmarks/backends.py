@@ -2,7 +2,7 @@
 
 Fits :class:`skearly.EarlyExitTextClassifier` once on real binary tweets (packaged
 all-MiniLM-L6-v2, cached on disk with ``memory=`` so reruns do not refit), then for each
-backend (``torch`` fp32, ``int8``, ``onnx``, ``onnx-int8`` and, unless ``--no-compile``,
+backend (``torch`` fp32, ``int8``, ``onnx``, ``onnx-int8`` and, with ``--compile``,
 ``torch.compile`` of the layers) measures on the held-out test split:
 
 * accuracy at full depth and at P1, the loosest threshold whose accuracy is within 1 point
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats; 0: accuracy and ECE only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", default="/tmp/skearly-backends-cache", help="fit cache folder")
-    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the layers (unstable here)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--lock", default=None, help="file to flock around the measurements (not the fit)")
     parser.add_argument("--quick", action="store_true")
