@@ -20,9 +20,12 @@ reproducible, so serving it from a cache would be wrong.
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -60,6 +63,8 @@ __all__ = [
     "encoder_identity",
     "load_encoder_files",
     "resolve_memory",
+    "RecentFits",
+    "RECENT_FITS",
 ]
 
 
@@ -297,13 +302,99 @@ def cached_fit_network(
     # object arrays, not lists: joblib writes repr() of the arguments next to each entry, in full for a list
     first = _object_array(first)
     second = None if second is None else _object_array(second)
+    on_disk = isinstance(location, str | os.PathLike)
+    key = joblib.hash((os.fspath(location), first, second, y, params)) if on_disk else None
+    recent = RECENT_FITS.get(key) if on_disk else None
+    if recent is not None:  # another candidate of this fold already read or computed it in this process
+        return recent, True
     # one fit per key at a time, so parallel candidates of one fold (GridSearchCV(n_jobs=...)) wait for the
     # first fine-tune and then read it, instead of all fine-tuning the same fold at once
-    lock = _key_lock(location, (first, second, y, params)) if isinstance(location, str | os.PathLike) else nullcontext()
+    lock = _key_lock(location, (first, second, y, params)) if on_disk else nullcontext()
     with lock:
         check = getattr(cached, "check_call_in_cache", None)
         from_cache = bool(check(first, second, y, params, device=device)) if check is not None else False
-        return cached(first, second, y, params, device=device, verbose=verbose), from_cache
+        result = cached(first, second, y, params, device=device, verbose=verbose)
+    if on_disk:
+        RECENT_FITS.put(key, result)
+    return result, from_cache
+
+
+class RecentFits:
+    """A small in-process LRU in front of the disk cache: fit results by cache key, handed out as copies.
+
+    ``GridSearchCV`` over predict-time parameters fits every candidate on every
+    fold (candidates in the outer loop, folds in the inner one), so without it
+    each candidate reads the fold's fine-tuned network back from disk and
+    rebuilds it. Here the first read (or the fine-tune itself) of a key is kept
+    in memory and later candidates of the same process get a deep copy of it:
+    estimators never share a network, so changing one fitted estimator's
+    weights cannot leak into another one (or into the cache). The tokenizer is
+    shared: :func:`skearly._batching.tokenize` serialises its use.
+
+    Bounded both by entry count (``max_entries``) and by the total size of the
+    networks' weights (``max_bytes``); the least recently used entries leave
+    first, but the newest entry always stays. Thread-safe. A disk entry removed
+    by hand (``memory.clear()``) may still be served from here until it is evicted
+    or :meth:`clear` is called.
+
+    Parameters
+    ----------
+    max_entries : int
+        Most results kept (at least the number of folds of a search, for it to hit); 0 turns it off.
+    max_bytes : int
+        Most bytes of network weights kept.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[FitResult, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: str) -> FitResult | None:
+        """An independent copy of the result stored under ``key``, or ``None``."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return _copy_result(entry[0])
+
+    def put(self, key: str, result: FitResult) -> None:
+        """Keep a copy of ``result`` under ``key``, evicting the least recently used entries over the bounds."""
+        if self.max_entries < 1:
+            return
+        stored = _copy_result(result)
+        size = sum(t.numel() * t.element_size() for t in stored.network.state_dict().values())
+        with self._lock:
+            self._entries[key] = (stored, size)
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self.max_entries or sum(s for _, s in self._entries.values()) > self.max_bytes
+            ):
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _copy_result(result: FitResult) -> FitResult:
+    """A deep copy of ``result`` that shares only its tokenizer (used under a lock, never changed by skearly)."""
+    state = dict(vars(result))
+    tokenizer = state.pop("tokenizer")
+    # field by field: deepcopy of the FitResult itself would go through __reduce__ (a full pickle round trip)
+    return FitResult(tokenizer=tokenizer, **copy.deepcopy(state))
+
+
+#: The process-wide in-process layer of :func:`cached_fit_network` (8 results, 2 GiB of weights at most).
+RECENT_FITS = RecentFits(max_entries=8, max_bytes=2 * 2**30)
 
 
 def _object_array(texts: Any) -> np.ndarray:

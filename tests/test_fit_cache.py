@@ -18,6 +18,28 @@ from skearly import Entropy
 from skearly._validation import check_texts
 
 
+@pytest.fixture(autouse=True)
+def empty_in_process_layer():
+    """Each test starts with no fit results kept in this process (their cache folders are fresh anyway)."""
+    fit_cache.RECENT_FITS.clear()
+    yield
+    fit_cache.RECENT_FITS.clear()
+
+
+@pytest.fixture
+def disk_reads(monkeypatch):
+    """Count the networks rebuilt from a snapshot (what reading a fit result from the disk cache does)."""
+    calls = []
+    original = fit_cache.MultiExitNetwork.from_snapshot
+
+    def counting(snapshot):
+        calls.append(1)
+        return original(snapshot)
+
+    monkeypatch.setattr(fit_cache.MultiExitNetwork, "from_snapshot", staticmethod(counting))
+    return calls
+
+
 @pytest.fixture
 def fine_tunes(monkeypatch):
     """Count the calls of the fine-tuning loop (the expensive step the cache saves)."""
@@ -207,3 +229,68 @@ def test_parallel_candidates_of_a_fold_wait_for_one_fine_tune(tiny_encoder, toy_
     with joblib.parallel_backend("threading", n_jobs=4):
         GridSearchCV(_clf(tiny_encoder, tmp_path), grid, cv=2, refit=False, n_jobs=4).fit(X_train, y_train)
     assert len(fine_tunes) == 2  # candidates of one fold running together share one fine-tune
+
+
+def test_candidates_share_the_fit_in_process_without_reading_the_disk(
+    tiny_encoder, toy_data, tmp_path, fine_tunes, disk_reads
+):
+    X_train, y_train, X_test, _ = toy_data
+    hits = fit_cache.RECENT_FITS.hits
+    grid = {"threshold": [1.0, 0.9, 0.8, 0.7]}
+    GridSearchCV(_clf(tiny_encoder, tmp_path), grid, cv=3, refit=False).fit(X_train, y_train)
+    assert len(fine_tunes) == 3
+    assert fit_cache.RECENT_FITS.hits - hits == 3 * 3  # every candidate after the first of each fold
+    assert not disk_reads  # nothing unpickled: the folds were kept in memory
+    # a new process would read the disk: simulate it by emptying the in-process layer
+    fit_cache.RECENT_FITS.clear()
+    _clf(tiny_encoder, tmp_path).fit(X_train, y_train)
+    _clf(tiny_encoder, tmp_path).fit(X_train, y_train)
+    assert len(fine_tunes) == 4 and len(disk_reads) == 0  # all rows: a new key, fitted then kept
+    fit_cache.RECENT_FITS.clear()
+    _clf(tiny_encoder, tmp_path).fit(X_train, y_train)
+    assert len(fine_tunes) == 4 and len(disk_reads) == 1
+
+
+def test_estimators_served_in_process_do_not_share_weights(tiny_encoder, toy_data, tmp_path, fine_tunes):
+    X_train, y_train, X_test, _ = toy_data
+    hits = fit_cache.RECENT_FITS.hits
+    first = _clf(tiny_encoder, tmp_path, threshold=1.0).fit(X_train, y_train)
+    expected = first.predict_proba(X_test)
+    with torch.no_grad():
+        for parameter in first.network_.parameters():
+            parameter.add_(1.0)  # a user changing one fitted estimator's weights by hand
+    second = _clf(tiny_encoder, tmp_path, threshold=1.0).fit(X_train, y_train)
+    assert len(fine_tunes) == 1 and fit_cache.RECENT_FITS.hits == hits + 1
+    assert second.network_ is not first.network_
+    np.testing.assert_array_equal(second.predict_proba(X_test), expected)
+
+
+def test_in_process_layer_is_bounded():
+    layer = fit_cache.RecentFits(max_entries=2, max_bytes=10**12)
+    results = [_tiny_result(seed) for seed in range(3)]
+    for key, result in zip("abc", results):
+        layer.put(key, result)
+    assert len(layer) == 2 and layer.get("a") is None  # least recently used left first
+    copy_b = layer.get("b")
+    assert copy_b is not None and copy_b.network is not results[1].network
+    assert copy_b.tokenizer is results[1].tokenizer
+    small = fit_cache.RecentFits(max_entries=8, max_bytes=1)  # over the byte budget: only the newest stays
+    for key, result in zip("abc", results):
+        small.put(key, result)
+    assert len(small) == 1 and small.get("c") is not None
+
+
+def _tiny_result(seed):
+    torch.manual_seed(seed)
+    network = torch.nn.Linear(2, 2)
+    return fit_cache.FitResult(
+        classes=np.arange(2),
+        n_layers=1,
+        head_layers=(1,),
+        network=network,
+        tokenizer=object(),
+        temperatures=np.ones(1),
+        calibration_report=None,
+        calibration_proba=np.zeros((1, 0, 2)),
+        loss_curve=[],
+    )

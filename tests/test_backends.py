@@ -1,0 +1,126 @@
+"""Inference backends: fast layer runners (int8, ONNX Runtime) agree with fp32 and never change the fit."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from skearly import EarlyExitTextClassifier
+from skearly.backends import (
+    BACKENDS,
+    CachedBackend,
+    Int8Backend,
+    OnnxLayerRunner,
+    resolve_backend,
+)
+
+FAST = ["int8", "onnx", "onnx-int8"]
+
+
+def _needs(backend):
+    if backend.startswith("onnx"):
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def clf(fitted):
+    return copy.deepcopy(fitted).set_params(threshold=0.8)
+
+
+def test_fast_backends_are_registered():
+    assert {"torch", *FAST} <= set(BACKENDS.names())
+    assert resolve_backend("int8") == Int8Backend()
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_fast_backend_predicts_like_fp32(clf, toy_data, backend):
+    _needs(backend)
+    _, _, X_test, y_test = toy_data
+    reference = clf.predict_proba(X_test)
+    weights = {k: v.clone() for k, v in clf.network_.state_dict().items()}
+    proba = clf.set_params(backend=backend).predict_proba(X_test)
+    tolerance = 1e-4 if backend == "onnx" else 0.1  # int8: quantization error
+    np.testing.assert_allclose(proba, reference, atol=tolerance)
+    assert np.mean(proba.argmax(1) == reference.argmax(1)) >= 0.95
+    assert clf.score(X_test, y_test) >= 0.9
+    for name, value in clf.network_.state_dict().items():  # the fitted fp32 weights are untouched
+        assert torch.equal(value, weights[name]), name
+    assert all(not p.is_quantized for p in clf.network_.parameters())
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_fast_backend_at_full_depth_and_in_exit_curve(clf, toy_data, backend):
+    _needs(backend)
+    _, _, X_test, y_test = toy_data
+    clf.set_params(backend=backend, threshold=1.0)
+    full = clf.predict_proba(X_test)
+    curve = clf.exit_curve(X_test, y_test, thresholds=[1.0])
+    assert curve["accuracy"].iloc[0] == pytest.approx(np.mean(clf.classes_[full.argmax(1)] == y_test))
+
+
+@pytest.mark.parametrize("backend", ["int8", "onnx"])
+def test_runner_is_built_once_per_network(clf, toy_data, backend, monkeypatch):
+    _needs(backend)
+    _, _, X_test, _ = toy_data
+    cls = type(resolve_backend(backend))
+    builds = []
+    original = cls.build
+
+    def counting(self, network):
+        builds.append(1)
+        return original(self, network)
+
+    monkeypatch.setattr(cls, "build", counting)
+    clf.set_params(backend=backend, threshold=1.0)
+    first = clf.predict_proba(X_test)
+    clf.set_params(threshold=0.6).predict(X_test)
+    assert len(builds) == 1
+    with torch.no_grad():  # new weights in place: a new runner
+        clf.network_.heads[-1].out.bias.add_(torch.tensor([5.0, 0.0]))
+    clf.set_params(threshold=1.0)
+    assert not np.allclose(clf.predict_proba(X_test), first)
+    assert len(builds) == 2
+
+
+def test_saved_and_pickled_models_keep_fp32_weights(clf, toy_data, tmp_path):
+    _, _, X_test, _ = toy_data
+    clf.set_params(backend="int8")
+    expected = clf.predict_proba(X_test)
+    loaded = EarlyExitTextClassifier.load(clf.save(tmp_path / "model"))
+    assert loaded.backend == "int8"
+    np.testing.assert_allclose(loaded.predict_proba(X_test), expected, atol=1e-6)
+    unpickled = pickle.loads(pickle.dumps(clf))
+    assert all(p.dtype == torch.float32 for p in unpickled.network_.parameters())
+    np.testing.assert_allclose(unpickled.predict_proba(X_test), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_cpu_only_backends_refuse_cuda(fitted, backend):
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend(backend).prepare(fitted.network_, torch.device("cuda"))
+
+
+def test_onnx_runner_without_onnxruntime_names_the_extra(fitted, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ImportError, match=r"skearly\[onnx\]"):
+        OnnxLayerRunner(fitted.network_, quantize=False)
+
+
+def test_cached_backend_needs_build(fitted):
+    class Unbuilt(CachedBackend):
+        name = "unbuilt"
+
+    with pytest.raises(NotImplementedError):
+        Unbuilt().prepare(fitted.network_, torch.device("cpu"))
