@@ -16,7 +16,7 @@ predictions and exit layers row for row (up to float rounding):
   (the pool proposed in FastBERT issue #35).
 
 ``"auto"`` picks the refilling scheduler on CUDA and the shrinking one on CPU
-(see ``benchmarks/schedulers.py`` for the measurement behind that choice).
+(``benchmarks/engine.py`` measures both; results in ``benchmarks/results/engine_cpu.md``).
 """
 
 from __future__ import annotations
