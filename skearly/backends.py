@@ -185,8 +185,23 @@ class OnnxBackend(CachedBackend):
     #: Whether to quantize each layer graph to int8 with ``onnxruntime.quantization.quantize_dynamic``.
     quantize: ClassVar[bool] = False
 
+    #: Encoder families whose layers take (hidden states, additive mask), the signature exported.
+    model_types: ClassVar[frozenset[str]] = frozenset({"bert", "roberta", "xlm-roberta", "electra"})
+
     def build(self, network: MultiExitNetwork) -> OnnxLayerRunner:
-        """Export every layer up to the last exit to ONNX and open an inference session on each."""
+        """Export every layer up to the last exit to ONNX and open an inference session on each.
+
+        Raises
+        ------
+        ValueError
+            For an encoder family outside :attr:`model_types` (its layers need more than a mask).
+        """
+        model_type = network.config.model_type
+        if model_type not in self.model_types:
+            raise ValueError(
+                f"backend={self.name!r} runs BERT-style encoders ({sorted(self.model_types)}), not "
+                f"model_type={model_type!r}: use backend='int8' (any family) or 'torch'."
+            )
         return OnnxLayerRunner(network, quantize=self.quantize)
 
 

@@ -124,3 +124,28 @@ def test_cached_backend_needs_build(fitted):
 
     with pytest.raises(NotImplementedError):
         Unbuilt().prepare(fitted.network_, torch.device("cpu"))
+
+
+def test_onnx_refuses_families_whose_layers_need_more_than_a_mask(tmp_path):
+    from skearly.backends import OnnxBackend
+    from skearly.encoders import make_tiny_encoder
+    from skearly.network import MultiExitNetwork
+
+    folder = make_tiny_encoder(tmp_path / "mpnet", family="mpnet")
+    network = MultiExitNetwork.from_pretrained(str(folder), exit_layers=(1, 2), n_classes=2).eval()
+    with pytest.raises(ValueError, match="model_type='mpnet'.*backend='int8'"):
+        OnnxBackend().prepare(network, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("family", ["mpnet", "distilbert"])
+def test_int8_runs_every_family(tmp_path, family):
+    from conftest import make_texts, tiny_classifier
+
+    from skearly.encoders import make_tiny_encoder
+
+    folder = make_tiny_encoder(tmp_path / family, family=family)
+    X, y = make_texts(80, seed=2)
+    clf = tiny_classifier(str(folder), epochs=1).fit(X, y)
+    expected = clf.set_params(threshold=1.0).predict(X)
+    quantized = clf.set_params(backend="int8").predict(X)
+    assert np.mean(quantized == expected) > 0.8  # int8 changes a few borderline rows at most
