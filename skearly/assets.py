@@ -104,10 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     installing.add_argument("names", nargs="+", choices=sorted(ASSETS) + sorted(GROUPS), metavar="NAME")
     args = parser.parse_args(argv)
     if args.command == "list":
-        print("\n".join([*ASSETS, *GROUPS]))
+        sys.stdout.write("\n".join([*ASSETS, *GROUPS]) + "\n")  # the command's output, not a log message
         return 0
     for name, path in install(*args.names).items():
-        print(f"{name}: {path}")
+        sys.stdout.write(f"{name}: {path}\n")
     return 0
 
 
