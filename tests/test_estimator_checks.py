@@ -60,6 +60,10 @@ EXPECTED_FAILED = {
     "check_estimators_nan_inf": "the adapter writes NaN/inf as the texts 'nan'/'inf', valid inputs for a text model",
     "check_fit1d": "1-D X is the native input (texts); numbers in it raise TypeError naming the row, not ValueError",
     "check_fit2d_predict1d": "1-D X is the native input (texts); numbers in it raise TypeError naming the row",
+    # not strict: it passes or fails by luck. Rows are length-sorted into batches, and float32 GEMM/attention results
+    # differ in the last bit with a row's position in its batch (seen: 3e-8 on 1 of 60 probabilities). Predictions
+    # and exit layers are order-invariant; test_inference.py::test_order_is_restored checks probabilities to 1e-5.
+    "check_methods_sample_order_invariance": "float32 results differ in the last bit with a row's place in its batch",
     "check_classifiers_train": "numbers written as text are out of reach of a 2-layer random encoder in 2 epochs",
 }
 
