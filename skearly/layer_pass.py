@@ -94,28 +94,33 @@ class RowGroup:
         """The first ``n`` rows and the rest, each trimmed."""
         return self.subset(np.arange(n)), self.subset(np.arange(n, len(self)))
 
+    def widened(self, width: int) -> RowGroup:
+        """The same rows padded with zeros (hidden states and mask) to ``width >= self.width``."""
+        return RowGroup(self.rows, self.lengths, _pad(self.hidden, width), _pad(self.mask, width), self.state)
+
     @staticmethod
     def merge(groups: Sequence[RowGroup]) -> RowGroup:
         """One group holding the rows of ``groups`` (padded with zeros to the widest)."""
         if len(groups) == 1:
             return groups[0]
         width = max(g.width for g in groups)
-
-        def pad(t: torch.Tensor) -> torch.Tensor:
-            extra = width - t.shape[1]
-            if not extra:
-                return t
-            shape = (t.shape[0], extra, *t.shape[2:])
-            return torch.cat([t, t.new_zeros(shape)], dim=1)
-
+        wide = [g.widened(width) for g in groups]
         states = [g.state for g in groups]
         return RowGroup(
             rows=np.concatenate([g.rows for g in groups]),
             lengths=np.concatenate([g.lengths for g in groups]),
-            hidden=torch.cat([pad(g.hidden) for g in groups]),
-            mask=torch.cat([pad(g.mask) for g in groups]),
+            hidden=torch.cat([g.hidden for g in wide]),
+            mask=torch.cat([g.mask for g in wide]),
             state=None if states[0] is None else torch.cat(states),
         )
+
+
+def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    """``t`` (rows, length, ...) padded with zeros along the length axis to ``width``."""
+    extra = width - t.shape[1]
+    if not extra:
+        return t
+    return torch.cat([t, t.new_zeros((t.shape[0], extra, *t.shape[2:]))], dim=1)
 
 
 class ExitPass:
@@ -181,7 +186,7 @@ class ExitPass:
         if self.length_multiple > 1:  # the collated width is the longest row: round it up once
             width = _round_up(group.width, self.length_multiple)
             if width > group.width:
-                group = RowGroup.merge([group, _empty_like(group, width)])
+                group = group.widened(width)
         return group
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
@@ -223,14 +228,6 @@ class ExitPass:
     def results(self) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""
         return self._proba.double().cpu().numpy(), self._layers.cpu().numpy()
-
-
-def _empty_like(group: RowGroup, width: int) -> RowGroup:
-    """A group of no rows with the given width (merging with it pads ``group`` to ``width``)."""
-    hidden = group.hidden.new_zeros((0, width, group.hidden.shape[2]))
-    mask = group.mask.new_zeros((0, width))
-    state = None if group.state is None else group.state[:0]
-    return RowGroup(group.rows[:0], group.lengths[:0], hidden, mask, state)
 
 
 def all_head_logits(runner: Any, encoded: Encoded, batch_size: int, device: torch.device) -> np.ndarray:
