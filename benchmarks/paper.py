@@ -38,6 +38,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -69,6 +70,7 @@ def fit(encoder: str, X, y, max_length: int, args, head_layers) -> EarlyExitText
         head_layers=head_layers,
         max_length=max_length,
         epochs=args.epochs,
+        head_learning_rate=args.head_learning_rate,
         random_state=0,
         verbose=args.verbose,
     )
@@ -76,7 +78,7 @@ def fit(encoder: str, X, y, max_length: int, args, head_layers) -> EarlyExitText
 
 
 def timed(clf, X, X_b1, args, threshold: float) -> dict:
-    """Measured seconds at batch 64 (all of X) and batch 1 (X_b1) at ``threshold``, plus the accuracy inputs."""
+    """Measured seconds at batch 64 (``X``) and batch 1 (``X_b1``) at ``threshold``."""
     clf.set_params(threshold=threshold, predict_batch_size=64)
     clf.predict(X[:64])  # warm-up
     t64 = median_time(lambda: clf.predict(X), args.repeats, len(X))
@@ -86,10 +88,23 @@ def timed(clf, X, X_b1, args, threshold: float) -> dict:
     return {"seconds_b64": t64.seconds, "seconds_b1": t1.seconds}
 
 
-def curve_rows(clf, X, y, X_b1, args, layout: str, time_it: bool) -> list[dict]:
+def loosest_within_one_point(curve: pd.DataFrame) -> float:
+    """The smallest threshold whose accuracy is within 1 point of full depth (threshold 1.0)."""
+    full = curve.loc[curve["threshold"] == 1.0, "accuracy"].iloc[0]
+    return float(curve[curve["accuracy"] >= full - 0.01]["threshold"].min())
+
+
+def curve_rows(clf, X, y, X_b64, X_b1, args, layout: str, time_it: bool) -> list[dict]:
+    """Accuracy and mean exit layer at every threshold (one ``exit_curve`` pass).
+
+    With ``time_it``, the thresholds of ``args.timed`` and the loosest threshold within one
+    point are timed too (each timing is a full predict, so not every threshold is timed).
+    """
     curve = clf.exit_curve(X, y, thresholds=args.thresholds)
+    curve = curve[curve["kind"] == "threshold"]
+    to_time = set(args.timed) | {loosest_within_one_point(curve)}
     rows = []
-    for _, point in curve[curve["kind"] == "threshold"].iterrows():
+    for _, point in curve.iterrows():
         row = {
             "config": f"early exit ({layout})",
             "head_layers": ",".join(map(str, clf.head_layers_)),
@@ -98,13 +113,13 @@ def curve_rows(clf, X, y, X_b1, args, layout: str, time_it: bool) -> list[dict]:
             "mean_exit_layer": point["mean_exit_layer"],
             "layer_speedup": point["expected_speedup"],
         }
-        if time_it:
-            row.update(timed(clf, X, X_b1, args, point["threshold"]))
+        if time_it and point["threshold"] in to_time:
+            row.update(timed(clf, X_b64, X_b1, args, point["threshold"]))
         rows.append(row)
     return rows
 
 
-def truncated_row(encoder, k, X_train, y_train, X, y, X_b1, max_length, args, n_layers) -> dict:
+def truncated_row(encoder, k, X_train, y_train, X, y, X_b64, X_b1, max_length, args, n_layers) -> dict:
     clf = fit(encoder, X_train, y_train, max_length, args, head_layers=(k,))
     clf.set_params(threshold=1.0)
     return {
@@ -114,7 +129,7 @@ def truncated_row(encoder, k, X_train, y_train, X, y, X_b1, max_length, args, n_
         "accuracy": float(clf.score(X, y)),
         "mean_exit_layer": float(k),
         "layer_speedup": n_layers / k,
-        **timed(clf, X, X_b1, args, 1.0),
+        **timed(clf, X_b64, X_b1, args, 1.0),
         "fit_seconds": clf.fit_time_,
     }
 
@@ -122,17 +137,20 @@ def truncated_row(encoder, k, X_train, y_train, X, y, X_b1, max_length, args, n_
 def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
     encoder = ENCODERS[encoder_key]
     load, max_length, _ = DATASETS[dataset]
+    max_length = min(max_length, args.max_length_cap or max_length)
     X_train, X_test, y_train, y_test = load(args.n_train, args.n_test)
-    X_b1 = X_test[: args.n_test_b1]
+    X_b64, X_b1 = X_test[: args.n_test_b64], X_test[: args.n_test_b1]
     print(f"\n=== {encoder_key} / {dataset}: train {len(X_train)}, test {len(X_test)}", flush=True)
 
     every = fit(encoder, X_train, y_train, max_length, args, head_layers=None)
     n_layers = every.n_layers_
-    rows = curve_rows(every, X_test, y_test, X_b1, args, "every layer", time_it=False)
+    rows = curve_rows(every, X_test, y_test, X_b64, X_b1, args, "every layer", time_it=False)
     sparse = fit(encoder, X_train, y_train, max_length, args, head_layers=sparse_layout(n_layers))
-    rows += curve_rows(sparse, X_test, y_test, X_b1, args, "sparse", time_it=True)
+    rows += curve_rows(sparse, X_test, y_test, X_b64, X_b1, args, "sparse", time_it=True)
     for k in sparse.head_layers_[:-1]:
-        rows.append(truncated_row(encoder, k, X_train, y_train, X_test, y_test, X_b1, max_length, args, n_layers))
+        rows.append(
+            truncated_row(encoder, k, X_train, y_train, X_test, y_test, X_b64, X_b1, max_length, args, n_layers)
+        )
         print(f"  truncated {k}: acc {rows[-1]['accuracy']:.3f}", flush=True)
 
     table = pd.DataFrame(rows).assign(encoder=encoder_key, dataset=dataset, n_layers=n_layers)
@@ -143,20 +161,37 @@ def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
     return table
 
 
+def early_exit_at_speed(sparse: pd.DataFrame, speedup: float) -> float | None:
+    """Early exit's accuracy at a measured b64 ``speedup``, linear between its timed thresholds.
+
+    ``None`` when ``speedup`` lies beyond the fastest timed threshold.
+    """
+    timed_points = sparse.dropna(subset=["speedup_b64"]).sort_values("speedup_b64")
+    if speedup > timed_points["speedup_b64"].max():
+        return None
+    return float(np.interp(speedup, timed_points["speedup_b64"], timed_points["accuracy"]))
+
+
 def summary(table: pd.DataFrame) -> dict:
     """One row per (encoder, data set): full depth, P1 (loosest threshold within 1 point), EE vs truncated."""
     sparse = table[table["config"] == "early exit (sparse)"]
     full = sparse[sparse["threshold"] == 1.0].iloc[0]
-    p1 = sparse[sparse["accuracy"] >= full["accuracy"] - 0.01].sort_values("threshold").iloc[0]
+    p1 = sparse[sparse["threshold"] == loosest_within_one_point(sparse)].iloc[0]
     verdicts = []
     for _, trunc in table[table["config"].str.startswith("truncated")].iterrows():
-        as_fast = sparse[sparse["speedup_b64"] >= trunc["speedup_b64"]]
-        if len(as_fast):
-            best = as_fast["accuracy"].max()
-            verdict = "wins" if best > trunc["accuracy"] else "loses"
-            verdicts.append(f"{trunc['head_layers']}L: {best:.3f} vs {trunc['accuracy']:.3f} ({verdict})")
+        accuracy = early_exit_at_speed(sparse, trunc["speedup_b64"])
+        if accuracy is None:
+            fastest = sparse.dropna(subset=["speedup_b64"]).sort_values("speedup_b64").iloc[-1]
+            verdicts.append(
+                f"{trunc['head_layers']}L ({trunc['speedup_b64']:.2f}x, {trunc['accuracy']:.3f}): beyond early "
+                f"exit's fastest point ({fastest['speedup_b64']:.2f}x, {fastest['accuracy']:.3f})"
+            )
         else:
-            verdicts.append(f"{trunc['head_layers']}L: no threshold as fast ({trunc['speedup_b64']:.2f}x)")
+            verdict = "wins" if accuracy > trunc["accuracy"] else "loses"
+            verdicts.append(
+                f"{trunc['head_layers']}L ({trunc['speedup_b64']:.2f}x): {accuracy:.3f} vs {trunc['accuracy']:.3f} "
+                f"({verdict})"
+            )
     return {
         "encoder": full["encoder"],
         "dataset": full["dataset"],
@@ -164,16 +199,18 @@ def summary(table: pd.DataFrame) -> dict:
         "p1_threshold": p1["threshold"],
         "p1_accuracy": p1["accuracy"],
         "p1_mean_exit_layer": p1["mean_exit_layer"],
+        "p1_layer_speedup": p1["layer_speedup"],
         "p1_speedup_b1": p1["speedup_b1"],
         "p1_speedup_b64": p1["speedup_b64"],
-        "early exit vs truncated at >= its speed (b64)": "; ".join(verdicts),
+        "early exit vs truncated, equal measured b64 speed": "; ".join(verdicts),
     }
 
 
 def plot(tables: list[pd.DataFrame], path: Path) -> None:
     fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 4), squeeze=False)
     for ax, table in zip(axes[0], tables):
-        sparse = table[table["config"] == "early exit (sparse)"].sort_values("speedup_b64")
+        sparse = table[table["config"] == "early exit (sparse)"].dropna(subset=["speedup_b64"])
+        sparse = sparse.sort_values("speedup_b64")
         every = table[table["config"] == "early exit (every layer)"].sort_values("layer_speedup")
         trunc = table[table["config"].str.startswith("truncated")]
         ax.plot(sparse["speedup_b64"], sparse["accuracy"], "o-", label="early exit, sparse (measured b64)")
@@ -189,19 +226,66 @@ def plot(tables: list[pd.DataFrame], path: Path) -> None:
     plt.close(fig)
 
 
+def report(tables: list[pd.DataFrame], encoder_key: str, command: str, args, out: Path) -> None:
+    """Write ``paper_<encoder>.{csv,md,png}`` for the data sets done so far."""
+    name = f"paper_{encoder_key}"
+    pd.concat(tables).to_csv(out / f"{name}.csv", index=False)
+    fits = "; ".join(
+        f"{t['dataset'].iloc[0]}: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.attrs["fit_seconds"].items())
+        for t in tables
+    )
+    lines = [
+        f"# The paper's experiment: {encoder_key} ({ENCODERS[encoder_key]})",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Environment: {environment()}",
+        "",
+        f"Train {args.n_train} rows per data set ({args.epochs} epochs, head_learning_rate="
+        f"{args.head_learning_rate} for every model; 10% of the rows calibrate), test "
+        f"{args.n_test} rows for accuracy; wall-clock timing on the first {args.n_test_b64} test rows at batch 64 "
+        f"and the first {args.n_test_b1} at batch 1, medians of {args.repeats} runs, side by side in one process. "
+        f"Inputs are cut at {args.max_length_cap or 'the data set default'} tokens. Speed-ups are over the sparse "
+        "model at threshold 1.0 (full depth).",
+        "",
+        pd.DataFrame([summary(t) for t in tables]).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        f"Fit times: {fits}.",
+        "",
+        f"![accuracy vs speed-up]({name}.png)",
+    ]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    plot(tables, out / f"{name}.png")
+    print("\n".join(lines[8:]), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoders", default="minilm6,mpnet12", help="comma-separated, from: " + ", ".join(ENCODERS))
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, from: " + ", ".join(DATASETS))
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--n-test-b1", type=int, default=200, help="test rows timed at batch size 1")
+    parser.add_argument("--n-test-b64", type=int, default=512, help="test rows timed at batch size 64")
+    parser.add_argument("--n-test-b1", type=int, default=150, help="test rows timed at batch size 1")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--head-learning-rate", type=float, default=None, help="the estimator's head_learning_rate (every model)"
+    )
+    parser.add_argument(
+        "--max-length-cap", type=int, default=None, help="cut every input at this many tokens (default: per data set)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument(
         "--thresholds",
         type=lambda s: [float(t) for t in s.split(",")],
-        default=[1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6],
+        default=[1.0, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5, 0.01],
+        help="thresholds swept with exit_curve (accuracy, layer counts)",
+    )
+    parser.add_argument(
+        "--timed",
+        type=lambda s: [float(t) for t in s.split(",")],
+        default=[1.0, 0.95, 0.9, 0.8, 0.7, 0.01],
+        help="thresholds also timed (plus the loosest within 1 point); 0.01 sends every row out at the first head",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results (quick: /tmp)")
@@ -209,8 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_train, args.n_test, args.n_test_b1, args.epochs, args.repeats = 150, 60, 10, 1, 1
-        args.thresholds = [1.0, 0.9, 0.7]
+        args.n_train, args.n_test, args.n_test_b64, args.n_test_b1, args.epochs, args.repeats = 150, 60, 60, 10, 1, 1
+        args.thresholds, args.timed = [1.0, 0.9, 0.7, 0.01], [1.0, 0.01]
     out = args.out or (Path("/tmp/skearly-paper-quick") if args.quick else Path(__file__).parent / "results")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -218,27 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     print(environment(), flush=True)
     start = time.perf_counter()
     for encoder_key in args.encoders.split(","):
-        tables = [run(encoder_key, dataset, args) for dataset in args.datasets.split(",")]
-        name = f"paper_{encoder_key}"
-        pd.concat(tables).to_csv(out / f"{name}.csv", index=False)
-        lines = [
-            f"# The paper's experiment: {encoder_key} ({ENCODERS[encoder_key]})",
-            "",
-            f"Command: `{command}`",
-            "",
-            f"Environment: {environment()}",
-            "",
-            f"Train {args.n_train} rows per data set ({args.epochs} epochs), test {args.n_test} "
-            f"(batch-1 timing on {args.n_test_b1}); timings are medians of {args.repeats} runs, side by side "
-            "in one process. Speed-ups are wall-clock, over the sparse model at threshold 1.0 (full depth).",
-            "",
-            pd.DataFrame([summary(t) for t in tables]).to_markdown(index=False, floatfmt=".3f"),
-            "",
-            f"![accuracy vs speed-up]({name}.png)",
-        ]
-        (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-        plot(tables, out / f"{name}.png")
-        print("\n".join(lines[8:]), flush=True)
+        tables = []
+        for dataset in args.datasets.split(","):
+            tables.append(run(encoder_key, dataset, args))
+            report(tables, encoder_key, command, args, out)  # after every data set: a crash loses nothing done
     print(f"\ntotal benchmark time: {time.perf_counter() - start:.0f}s; outputs in {out}", flush=True)
 
 

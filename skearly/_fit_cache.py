@@ -88,6 +88,7 @@ class FitParams:
     device_type: str
     mixed_precision: bool
     objective: TrainingObjective = SummedCrossEntropy()
+    head_learning_rate: float | None = None
 
 
 @dataclass
@@ -254,6 +255,7 @@ def fit_network(
                 params.warmup_ratio,
                 verbose,
                 params.objective,
+                params.head_learning_rate,
             ),
             rng=np.random.default_rng(params.seed),
             device=device,

@@ -113,7 +113,14 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     epochs : int, default=2
         Passes over the training data.
     learning_rate : float, default=5e-5
-        Peak AdamW learning rate.
+        Peak AdamW learning rate (of the encoder, and of the exit heads unless
+        ``head_learning_rate`` is set).
+    head_learning_rate : float or None, default=None
+        Peak learning rate of the exit heads, which start from random weights while
+        the encoder is pretrained. ``None`` uses ``learning_rate`` for both, as the
+        paper does. On short fine-tunes (a few hundred steps) the early heads then
+        stay undertrained; a rate 20x higher (``1e-3``) trains them in time (see
+        ``docs/training.md``).
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio : float, default=0.1
@@ -146,7 +153,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         The key is the training data, every other parameter that shapes the fit
         (``encoder`` and the size and modification time of its files,
         ``head_layers``, ``objective``, ``max_length``, ``batch_size``, ``epochs``,
-        ``learning_rate``, ``weight_decay``, ``warmup_ratio``,
+        ``learning_rate``, ``head_learning_rate``, ``weight_decay``, ``warmup_ratio``,
         ``calibration_size``, ``pooling``, ``dropout``, ``random_state``,
         ``mixed_precision`` and the device type), never the predict-time
         parameters, ``verbose`` or ``memory`` itself. Only seeded fits are
@@ -222,6 +229,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         backend: str | InferenceBackend = "torch",
         epochs: int = 2,
         learning_rate: float = 5e-5,
+        head_learning_rate: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         calibration_size: float = 0.1,
@@ -246,6 +254,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.backend = backend
         self.epochs = epochs
         self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.calibration_size = calibration_size
@@ -280,6 +289,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         resolve_backend(self.backend)
         check_number("epochs", self.epochs, kind=int, low=0)
         check_number("learning_rate", self.learning_rate, kind=float, low=0, low_open=True)
+        if self.head_learning_rate is not None:
+            check_number("head_learning_rate", self.head_learning_rate, kind=float, low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, kind=float, low=0)
         check_number("warmup_ratio", self.warmup_ratio, kind=float, low=0, high=1)
         check_number("calibration_size", self.calibration_size, kind=float, low=0, high=1, high_open=True)
@@ -365,6 +376,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             device_type=device.type,
             mixed_precision=bool(self.mixed_precision),
             objective=resolve_objective(self.objective),
+            head_learning_rate=None if self.head_learning_rate is None else float(self.head_learning_rate),
         )
         result, from_cache = cached_fit_network(memory, first, second, y, params, device=device, verbose=self.verbose)
 

@@ -105,7 +105,11 @@ def test_bbc_news_topics():
     everything = load_bbc_news_frame(drop_duplicates=False)
     assert len(everything) == 2225
     assert Counter(everything["topic"]) == {
-        "sports": 511, "business": 510, "politics": 417, "tech": 401, "entertainment": 386
+        "sports": 511,
+        "business": 510,
+        "politics": 417,
+        "tech": 401,
+        "entertainment": 386,
     }
     assert len(load_bbc_news_frame()) == 2127
     assert "£" in everything.loc[everything["file"] == "sports/199.txt", "text"].item()  # the latin-1 article

@@ -91,7 +91,11 @@ def test_min_score_takes_the_fastest_good_enough(tiny_encoder, toy_data):
     X, y, _, _ = toy_data
     metric = functools.partial(f1_score, average="macro")
     search = EarlyExitThresholdCV(
-        tiny_classifier(tiny_encoder, epochs=1), thresholds=[0.6, 0.8, 1.0], scoring=metric, min_score=0.0, cv=2,
+        tiny_classifier(tiny_encoder, epochs=1),
+        thresholds=[0.6, 0.8, 1.0],
+        scoring=metric,
+        min_score=0.0,
+        cv=2,
         refit=False,
     ).fit(X[:80], y[:80])
     assert search.constraint_satisfied_

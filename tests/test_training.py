@@ -5,7 +5,7 @@ from transformers import AutoTokenizer
 
 from skearly._batching import tokenize
 from skearly.network import MultiExitNetwork
-from skearly.training import TrainingConfig, _linear_warmup, train_jointly
+from skearly.training import TrainingConfig, _linear_warmup, _optimizer, train_jointly
 
 
 def _setup(tiny_encoder, n=96):
@@ -37,3 +37,26 @@ def test_linear_warmup_then_decay():
     assert rates[0] == 0.5 and rates[1] == 1.0
     assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
     assert rates[-1] < 0.2
+
+
+def test_head_learning_rate_applies_to_the_heads_only(tiny_encoder):
+    network, _, _ = _setup(tiny_encoder)
+    config = TrainingConfig(
+        epochs=1, batch_size=16, learning_rate=1e-4, weight_decay=0.01, warmup_ratio=0.1, head_learning_rate=2e-3
+    )
+    rate_of = {}
+    for group in _optimizer(network, config).param_groups:
+        for param in group["params"]:
+            rate_of[id(param)] = (group["lr"], group["weight_decay"])
+    for name, param in network.named_parameters():
+        lr, decay = rate_of[id(param)]
+        assert lr == (2e-3 if name.startswith("heads.") else 1e-4), name
+        assert decay == (0.0 if param.ndim < 2 or "LayerNorm" in name else 0.01), name
+    assert len(rate_of) == len(list(network.parameters()))
+
+
+def test_without_head_learning_rate_every_parameter_learns_at_learning_rate(tiny_encoder):
+    network, _, _ = _setup(tiny_encoder)
+    config = TrainingConfig(epochs=1, batch_size=16, learning_rate=1e-4, weight_decay=0.01, warmup_ratio=0.1)
+    groups = _optimizer(network, config).param_groups
+    assert {group["lr"] for group in groups} == {1e-4} and len(groups) == 2

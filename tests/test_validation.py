@@ -61,6 +61,8 @@ def test_threshold_of_wrong_type(fitted):
         ({"epochs": -1}, ValueError, "epochs"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"head_learning_rate": -1e-3}, ValueError, "head_learning_rate"),
+        ({"head_learning_rate": "fast"}, TypeError, "head_learning_rate"),
         ({"max_length": 1.5}, TypeError, "max_length"),
         ({"calibration_size": 1.0}, ValueError, "calibration_size"),
         ({"pooling": "max"}, ValueError, "pooling"),
