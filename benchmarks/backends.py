@@ -195,6 +195,7 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
                         record((name, setting, batch), partial(clf.predict, X))
     rows = []
     n_rows = {64: len(X_test), 1: len(X_b1)}
+
     def throughput(key) -> float:  # NaN without timings (--repeats 0)
         return n_rows[key[2]] / np.median(timed[key]) if key in timed else np.nan
 

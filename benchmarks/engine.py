@@ -126,7 +126,13 @@ def main(argv=None, **defaults) -> pd.DataFrame:
 
     def engine(name: str, batch_size: int) -> InferenceEngine:
         return InferenceEngine(
-            network, clf.tokenizer_, clf.temperatures_, 128, batch_size, device, mixed_precision=mixed,
+            network,
+            clf.tokenizer_,
+            clf.temperatures_,
+            128,
+            batch_size,
+            device,
+            mixed_precision=mixed,
             **ENGINES[name],
         )
 
@@ -153,6 +159,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             quality[threshold] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), float(layers.mean()))
         configs = [("plain HF", None)] + [(name, t) for name in ENGINES for t in thresholds]
         seconds: dict[tuple, list[float]] = {c: [] for c in configs}
+
         def runner(name, threshold, X=X, batch_size=batch_size):
             if name == "plain HF":
                 return lambda: plain_predict(X, batch_size)
@@ -165,8 +172,16 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             for config in configs:
                 seconds[config].append(timed(runner(*config), device))
         plain_s = float(np.median(seconds[("plain HF", None)]))
-        rows.append({"batch": batch_size, "config": "plain HF", "threshold": None, "n_texts": len(X),
-                     "texts_per_s": len(X) / plain_s, "speedup_vs_plain_hf": 1.0})
+        rows.append(
+            {
+                "batch": batch_size,
+                "config": "plain HF",
+                "threshold": None,
+                "n_texts": len(X),
+                "texts_per_s": len(X) / plain_s,
+                "speedup_vs_plain_hf": 1.0,
+            }
+        )
         for name in ENGINES:
             full_s = float(np.median(seconds[(name, 1.0)])) if 1.0 in thresholds else float("nan")
             for threshold in thresholds:
@@ -174,12 +189,21 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 accuracy, mean_layer = quality[threshold]
                 layer_speedup = clf.head_layers_[-1] / mean_layer
                 measured = full_s / s
-                rows.append({
-                    "batch": batch_size, "config": name, "threshold": threshold, "n_texts": len(X),
-                    "accuracy": accuracy, "mean_exit_layer": mean_layer, "layer_speedup": layer_speedup,
-                    "texts_per_s": len(X) / s, "speedup_vs_full_depth": measured,
-                    "efficiency": measured / layer_speedup, "speedup_vs_plain_hf": plain_s / s,
-                })
+                rows.append(
+                    {
+                        "batch": batch_size,
+                        "config": name,
+                        "threshold": threshold,
+                        "n_texts": len(X),
+                        "accuracy": accuracy,
+                        "mean_exit_layer": mean_layer,
+                        "layer_speedup": layer_speedup,
+                        "texts_per_s": len(X) / s,
+                        "speedup_vs_full_depth": measured,
+                        "efficiency": measured / layer_speedup,
+                        "speedup_vs_plain_hf": plain_s / s,
+                    }
+                )
         print(pd.DataFrame(rows).tail(1 + len(ENGINES) * len(thresholds)).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)

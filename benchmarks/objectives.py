@@ -1,7 +1,11 @@
-"""Compare the training objectives (``objective="sum" | "depth_weighted" | "distill"``) on real tweets.
+"""Compare the training objectives (``objective="sum" | "depth_weighted" | "distill"``) on the shipped data.
 
 For each dataset (binary negative/positive tweets and 3-class tweets, from
-:func:`skearly.datasets.load_tweet_sentiment`) and each objective, the script
+:func:`skearly.datasets.load_tweet_sentiment`; Rotten Tomatoes snippets, SNLI
+pairs and BBC News topics from :mod:`skearly.datasets`) and each objective
+(``distill_a1`` is ``SelfDistillation(alpha=1.0)``: early heads learn only
+from the final head; every objective uses ``--head-learning-rate`` for the heads, except
+``sum_paper_lr``, the paper's recipe: the summed loss with one learning rate), the script
 fine-tunes :class:`skearly.EarlyExitTextClassifier` on the packaged
 all-MiniLM-L6-v2 encoder (same data, seed and budget for every objective) and
 measures on the held-out test split:
@@ -55,14 +59,30 @@ import skearly  # noqa: E402
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly._batching import tokenize  # noqa: E402
 from skearly.calibration import calibrated_proba, expected_calibration_error  # noqa: E402
-from skearly.datasets import load_tweet_sentiment  # noqa: E402
-from skearly.training import all_exit_logits  # noqa: E402
+from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
+from skearly.layer_pass import all_head_logits  # noqa: E402
+from skearly.objectives import SelfDistillation  # noqa: E402
 
-DATASETS: dict[str, tuple[str, ...]] = {
-    "tweets_binary": ("negative", "positive"),
-    "tweets_3class": ("negative", "neutral", "positive"),
+DATASETS = {
+    "tweets_binary": lambda n, m: load_tweet_sentiment(
+        classes=("negative", "positive"), n_train=n, n_test=m, random_state=0
+    ),
+    "tweets_3class": lambda n, m: load_tweet_sentiment(
+        classes=("negative", "neutral", "positive"), n_train=n, n_test=m, random_state=0
+    ),
+    "rotten_tomatoes": lambda n, m: load_rotten_tomatoes(n_train=n, n_test=m),
+    "snli": lambda n, m: load_snli(n_train=n, n_test=m),
+    "bbc_news": lambda n, m: load_bbc_news(n_train=min(n, 2127 - m), n_test=m),
 }
-OBJECTIVES = ("sum", "depth_weighted", "distill")
+#: name in the tables -> (the estimator's ``objective``, whether the heads get ``--head-learning-rate``);
+#: ``sum_paper_lr`` is the paper's recipe: the summed loss with one learning rate for encoder and heads
+OBJECTIVES = {
+    "sum": ("sum", True),
+    "depth_weighted": ("depth_weighted", True),
+    "distill": ("distill", True),
+    "distill_a1": (SelfDistillation(alpha=1.0), True),
+    "sum_paper_lr": ("sum", False),
+}
 THRESHOLDS = sorted({round(t, 3) for t in (*np.arange(0.30, 0.995, 0.01), 0.995, 0.999, 1.0)}, reverse=True)
 
 
@@ -75,8 +95,8 @@ def environment() -> str:
     )
 
 
-def load(name: str, args) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    return load_tweet_sentiment(classes=DATASETS[name], n_train=args.n_train, n_test=args.n_test, random_state=0)
+def load(name: str, args) -> tuple[list, list, np.ndarray, np.ndarray]:
+    return DATASETS[name](args.n_train, args.n_test)
 
 
 def p1_row(curve: pd.DataFrame) -> pd.Series:
@@ -107,9 +127,12 @@ def fit_stage(args) -> None:
             except FileExistsError:
                 print(f"{name} / {objective}: fitted (or being fitted) by another run", flush=True)
                 continue
+            spec, own_head_rate = OBJECTIVES[objective]
             clf = EarlyExitTextClassifier(
-                objective=objective,
+                objective=spec,
                 epochs=args.epochs,
+                head_learning_rate=args.head_learning_rate if own_head_rate else None,
+                max_length=args.max_length,
                 calibration_size=args.calibration_size,
                 random_state=0,
                 verbose=args.verbose,
@@ -117,8 +140,10 @@ def fit_stage(args) -> None:
             clf.fit(X_train, y_train)
             print(f"{name} / {objective}: fitted in {clf.fit_time_:.0f}s", flush=True)
             curve = clf.exit_curve(X_test, y_test, thresholds=THRESHOLDS)
-            encoded = tokenize(clf.tokenizer_, X_test, None, clf.max_length)
-            logits = all_exit_logits(clf.network_, encoded, 64, torch.device("cpu"))
+            pairs = len(X_test) > 0 and isinstance(X_test[0], tuple)
+            first, second = ([a for a, _ in X_test], [b for _, b in X_test]) if pairs else (X_test, None)
+            encoded = tokenize(clf.tokenizer_, first, second, clf.max_length)
+            logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
             y_index = np.searchsorted(clf.classes_, y_test)
             test_ece = [
                 expected_calibration_error(calibrated_proba(head, t), y_index)
@@ -255,10 +280,12 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         f"`flock /tmp/skearly-timing.lock {args.command.format(stage='time')}` (models and timings are kept in "
         "`--work`: rerunning a stage redoes only what is missing).",
         "",
-        f"Each model: all-MiniLM-L6-v2 (6 layers, a head after every layer), {args.n_train} training tweets "
-        f"({args.epochs} epochs; calibration_size={args.calibration_size}, so "
+        f"Each model: all-MiniLM-L6-v2 (6 layers, a head after every layer), {args.n_train} training rows "
+        f"(BBC News: {min(args.n_train, 2127 - args.n_test)}; {args.epochs} epochs; head_learning_rate="
+        f"{args.head_learning_rate} except sum_paper_lr (heads at the encoder's rate); max_length={args.max_length}; "
+        f"calibration_size={args.calibration_size}, so "
         f"{int(np.ceil(args.calibration_size * args.n_train))} calibration rows), random_state=0; test "
-        f"{args.n_test} tweets. Exit rule: calibrated max probability. P1 = the threshold with the largest "
+        f"{args.n_test} rows. Exit rule: calibrated max probability. P1 = the threshold with the largest "
         "layer speed-up whose test accuracy is within 1 point of the same model's full depth (picked on the "
         "test split from a 0.30-1.00 grid by `exit_curve`). `p1_measured_speedup_b64` = wall-clock seconds of "
         f"`predict` at full depth / at P1, batch 64, CPU, median of {args.repeats} interleaved repeats in one "
@@ -310,11 +337,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=("fit", "time"))
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
-    parser.add_argument("--objectives", type=lambda s: s.split(","), default=list(OBJECTIVES))
+    parser.add_argument(
+        "--objectives", type=lambda s: s.split(","), default=list(OBJECTIVES), help=", ".join(OBJECTIVES)
+    )
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--calibration-size", type=float, default=0.2)
+    parser.add_argument("--head-learning-rate", type=float, default=None, help="the estimator's head_learning_rate")
+    parser.add_argument("--max-length", type=int, default=128, help="the estimator's max_length")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--work", type=Path, default=Path("/tmp/skearly-objectives"), help="fitted models")

@@ -23,9 +23,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_memory
 
 from ._batching import Encoded, tokenize
+from ._lru import BoundedLRU
 from .calibration import (
     calibrated_head_proba,
     calibrated_proba,
@@ -287,7 +286,7 @@ def cached_fit_network(
     *,
     device: torch.device,
     verbose: int = 0,
-) -> tuple[FitResult, bool]:
+) -> tuple[FitResult, bool, str | None]:
     """:func:`fit_network`, through ``memory``: ``None``, a cache folder or a joblib.Memory-like object.
 
     Returns
@@ -295,10 +294,13 @@ def cached_fit_network(
     result : FitResult
     from_cache : bool
         Whether the result was read from the cache rather than computed.
+    key : str or None
+        The cache key of the result in a cache folder (the same key always gives the
+        same fitted network); ``None`` without one.
     """
     memory = resolve_memory(memory)
     if memory is None or getattr(memory, "location", "") is None:  # joblib.Memory(None) caches nothing
-        return fit_network(first, second, y, params, device=device, verbose=verbose), False
+        return fit_network(first, second, y, params, device=device, verbose=verbose), False, None
     cached = memory.cache(fit_network, ignore=["device", "verbose"])
     location = getattr(memory, "location", None)
     # object arrays, not lists: joblib writes repr() of the arguments next to each entry, in full for a list
@@ -308,7 +310,7 @@ def cached_fit_network(
     key = joblib.hash((os.fspath(location), first, second, y, params)) if on_disk else None
     recent = RECENT_FITS.get(key) if on_disk else None
     if recent is not None:  # another candidate of this fold already read or computed it in this process
-        return recent, True
+        return recent, True, key
     # one fit per key at a time, so parallel candidates of one fold (GridSearchCV(n_jobs=...)) wait for the
     # first fine-tune and then read it, instead of all fine-tuning the same fold at once
     lock = _key_lock(location, (first, second, y, params)) if on_disk else nullcontext()
@@ -318,7 +320,7 @@ def cached_fit_network(
         result = cached(first, second, y, params, device=device, verbose=verbose)
     if on_disk:
         RECENT_FITS.put(key, result)
-    return result, from_cache
+    return result, from_cache, key
 
 
 class RecentFits:
@@ -348,43 +350,32 @@ class RecentFits:
     """
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[FitResult, int]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
+        self._store = BoundedLRU(max_entries, max_bytes)
+
+    @property
+    def hits(self) -> int:
+        """How many :meth:`get` calls found their key."""
+        return self._store.hits
 
     def get(self, key: str) -> FitResult | None:
         """An independent copy of the result stored under ``key``, or ``None``."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return _copy_result(entry[0])
+        stored = self._store.get(key)
+        return None if stored is None else _copy_result(stored)
 
     def put(self, key: str, result: FitResult) -> None:
         """Keep a copy of ``result`` under ``key``, evicting the least recently used entries over the bounds."""
-        if self.max_entries < 1:
+        if self._store.max_entries < 1:
             return
         stored = _copy_result(result)
         size = sum(t.numel() * t.element_size() for t in stored.network.state_dict().values())
-        with self._lock:
-            self._entries[key] = (stored, size)
-            self._entries.move_to_end(key)
-            while len(self._entries) > 1 and (
-                len(self._entries) > self.max_entries or sum(s for _, s in self._entries.values()) > self.max_bytes
-            ):
-                self._entries.popitem(last=False)
+        self._store.put(key, stored, size)
 
     def clear(self) -> None:
         """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
+        self._store.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._store)
 
 
 def _copy_result(result: FitResult) -> FitResult:

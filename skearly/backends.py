@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from ._strategy import Registry, Strategy
-from .network import MultiExitNetwork
+from .network import MultiExitNetwork, weights_fingerprint
 
 __all__ = [
     "InferenceBackend",
@@ -130,7 +130,7 @@ class CachedBackend(InferenceBackend):
                 f"backend={self.name!r} runs on CPU only, but the device is {device}: use backend='torch' on a "
                 "GPU, or device='cpu'."
             )
-        fingerprint = _weights_fingerprint(network)
+        fingerprint = weights_fingerprint(network)
         with _RUNNERS_LOCK:
             runners = _RUNNERS.setdefault(network, {})
             cached = runners.get(self)
@@ -149,11 +149,6 @@ _RUNNERS: weakref.WeakKeyDictionary[MultiExitNetwork, dict[InferenceBackend, tup
     weakref.WeakKeyDictionary()
 )
 _RUNNERS_LOCK = threading.Lock()
-
-
-def _weights_fingerprint(network: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Storage address and in-place version counter of every weight: changes whenever the weights do."""
-    return tuple((t.data_ptr(), t._version) for t in network.state_dict(keep_vars=True).values())
 
 
 class Int8Backend(CachedBackend):

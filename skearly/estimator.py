@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._fit_cache import FitParams, cached_fit_network, encoder_identity, load_encoder_files, resolve_memory
+from ._score_memo import RECENT_HEAD_PROBA, head_proba_key
 from ._validation import (
     check_max_length,
     check_number,
@@ -31,8 +32,8 @@ from .devices import resolve_device
 from .encoders import resolve_encoder
 from .exit_criteria import ExitCriterion, resolve_criterion
 from .exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for_speedup
-from .inference import InferenceEngine
-from .network import POOLINGS, MultiExitNetwork
+from .inference import InferenceEngine, simulate_exits
+from .network import POOLINGS, MultiExitNetwork, weights_fingerprint
 from .objectives import TrainingObjective, resolve_objective
 from .schedulers import BatchScheduler, resolve_scheduler
 
@@ -378,7 +379,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             objective=resolve_objective(self.objective),
             head_learning_rate=None if self.head_learning_rate is None else float(self.head_learning_rate),
         )
-        result, from_cache = cached_fit_network(memory, first, second, y, params, device=device, verbose=self.verbose)
+        result, from_cache, fit_key = cached_fit_network(
+            memory, first, second, y, params, device=device, verbose=self.verbose
+        )
 
         self.classes_ = result.classes
         self.n_layers_ = result.n_layers
@@ -387,6 +390,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_report_ = result.calibration_report
         self.calibration_proba_ = result.calibration_proba
         self.network_ = result.network.to(device)
+        # what score() may memoise head probabilities under: the cache key, valid while the weights stay as fitted
+        self._fit_key = None if fit_key is None else (fit_key, weights_fingerprint(self.network_))
         self.tokenizer_ = result.tokenizer
         self.loss_curve_ = list(result.loss_curve)
         self.fit_time_ = time.perf_counter() - start
@@ -494,6 +499,16 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         errors; labels of another kind than :attr:`classes_` (strings against
         numbers) are refused, since no prediction could ever match them.
 
+        For a model fitted through ``memory`` (a cache folder and an int
+        ``random_state``), the predictions are replayed from every head's
+        calibrated probabilities, computed in one full-depth pass and kept in
+        memory for these inputs (:mod:`skearly._score_memo`): the same decisions
+        as :meth:`predict` (as in :meth:`exit_curve`), so a ``GridSearchCV`` over
+        ``threshold``, ``target_speedup`` or ``exit_criterion`` runs each
+        validation fold through the encoder once instead of once per candidate.
+        Once the network's weights change after ``fit`` (or it moves to another
+        device), ``score`` runs :meth:`predict` again.
+
         Parameters
         ----------
         X : sequence of str or of (str, str) pairs, array, Series or DataFrame
@@ -510,7 +525,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         """
         from sklearn.metrics import accuracy_score
 
-        y_pred = self.predict(X)
+        fit_key = getattr(self, "_fit_key", None)
+        as_fitted = fit_key is not None and fit_key[1] == weights_fingerprint(self.network_)
+        y_pred = self._replayed_predict(X, fit_key[0]) if as_fitted else self.predict(X)
         y_true = check_targets(y, len(y_pred))
         string_y, string_classes = _holds_strings(y_true), _holds_strings(self.classes_)
         if string_y != string_classes:
@@ -519,6 +536,22 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
                 f"{'strings' if string_classes else 'numbers'} ({self.classes_[:5].tolist()}): no prediction can match."
             )
         return float(accuracy_score(y_true, y_pred, sample_weight=sample_weight))
+
+    def _replayed_predict(self, X: Any, fit_key: str) -> np.ndarray:
+        """``predict``'s labels replayed from every head's memoised probabilities (see :meth:`score`)."""
+        criterion = resolve_criterion(self.exit_criterion)
+        threshold = self._effective_threshold(criterion)
+        engine = self._engine()
+        first, second = check_texts(X)
+        settings = (resolve_backend(self.backend), engine.device.type, engine.max_length, engine.mixed_precision)
+        key = head_proba_key(fit_key, first, second, settings)
+        proba = RECENT_HEAD_PROBA.get(key)
+        if proba is None:
+            proba = engine.head_proba(first, second)
+            RECENT_HEAD_PROBA.put(key, proba, proba.nbytes)
+        exit_heads = simulate_exits(criterion, proba, threshold)
+        self.exit_layers_ = np.asarray(self.head_layers_, dtype=np.int64)[exit_heads]
+        return self.classes_[proba[exit_heads, np.arange(proba.shape[1])].argmax(axis=1)]
 
     # ------------------------------------------------------------ trade-offs
     def _effective_threshold(self, criterion: ExitCriterion) -> float:

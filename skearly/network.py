@@ -20,12 +20,21 @@ from transformers.utils import logging as hf_logging
 
 from skearly.adapters import EncoderAdapter, adapter_for
 
-__all__ = ["ExitHead", "MultiExitNetwork"]
+__all__ = ["ExitHead", "MultiExitNetwork", "weights_fingerprint"]
 
 POOLINGS = ("mean", "cls")
 
 #: Version of the dict written by :meth:`MultiExitNetwork.snapshot` (pickled models and fit-cache entries).
 SNAPSHOT_VERSION = 1
+
+
+def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Storage address and in-place version counter of every weight of ``module``.
+
+    It changes whenever the weights do (in place, or replaced by others), so
+    whatever was derived from the weights can be kept while it stays equal.
+    """
+    return tuple((t.data_ptr(), t._version) for t in module.state_dict(keep_vars=True).values())
 
 
 class ExitHead(nn.Module):
