@@ -462,9 +462,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         that refits its temperatures (``"int8"``, ``"onnx"``, ``"onnx-int8"``: see
         :attr:`skearly.backends.InferenceBackend.refits_temperatures`), the
         calibration split (:attr:`calibration_inputs_`) is run through that backend
-        once (then cached with the network, so ``predict`` reuses it) and every
-        metric is measured on its logits. Nothing is refitted in the estimator's
-        fitted attributes and no parameter changes.
+        once, in batches of ``batch_size`` rows as at fit time (then cached with the
+        network, so ``predict`` reuses it), and every metric is measured on its
+        logits. The estimator's fitted attributes and parameters do not change.
 
         Parameters
         ----------
