@@ -39,15 +39,8 @@ from sklearn.utils.validation import check_memory
 
 from ._batching import Encoded, tokenize
 from ._lru import BoundedLRU
-from .calibration import (
-    calibrated_head_proba,
-    calibrated_proba,
-    ece_interval,
-    expected_calibration_error,
-    fit_temperature,
-    negative_log_likelihood,
-    warn_if_too_small,
-)
+from .backend_calibration import pack_calibration_inputs
+from .calibration import calibrate_heads, calibrated_head_proba
 from .devices import autocast
 from .layer_pass import all_head_logits
 from .network import MultiExitNetwork
@@ -110,6 +103,9 @@ class FitResult:
     calibration_report: pd.DataFrame
     calibration_proba: np.ndarray
     loss_curve: list[float]
+    #: The calibration split's tokens and labels (:func:`skearly.backend_calibration.pack_calibration_inputs`);
+    #: ``None`` in results cached by an older skearly.
+    calibration_inputs: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
@@ -263,7 +259,8 @@ def fit_network(
     # calibration logits in training-sized batches: a fit-time parameter, so the result stays a function of the key
     with torch.inference_mode(), autocast(device, params.mixed_precision):
         calib_logits = all_head_logits(network.eval(), _subset(encoded, calib_rows), params.batch_size, device)
-    temperatures, report = calibrate(calib_logits, y_index[calib_rows], params.head_layers)
+    calib_y = y_index[calib_rows]
+    temperatures, report = calibrate_heads(calib_logits, calib_y, params.head_layers, stacklevel=4)
     return FitResult(
         classes=classes,
         n_layers=int(config.num_hidden_layers),
@@ -274,6 +271,7 @@ def fit_network(
         calibration_report=report,
         calibration_proba=calibrated_head_proba(calib_logits, temperatures),
         loss_curve=history,
+        calibration_inputs=pack_calibration_inputs(_subset(encoded, calib_rows), calib_y),
     )
 
 
@@ -419,34 +417,3 @@ def _key_lock(location: str | os.PathLike[str], key: Any) -> AbstractContextMana
 def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
     types = None if encoded.token_type_ids is None else [encoded.token_type_ids[i] for i in rows]
     return Encoded([encoded.input_ids[i] for i in rows], types, encoded.pad_token_id)
-
-
-def calibrate(logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Fit one temperature per head on held-out logits and report accuracy, ECE and NLL before/after.
-
-    Warns when the split is too small (:func:`skearly.calibration.warn_if_too_small`). The report's
-    ``ece_after_low``/``ece_after_high`` are a 90% bootstrap interval of ``ece_after``, and
-    ``n_rows`` is the size of the calibration split.
-    """
-    warn_if_too_small(y, logits.shape[-1], stacklevel=5)
-    temperatures, records = [], []
-    for layer, head_logits in zip(head_layers, logits, strict=True):
-        t = fit_temperature(head_logits, y)
-        temperatures.append(t)
-        if len(y):
-            raw, scaled = calibrated_proba(head_logits, 1.0), calibrated_proba(head_logits, t)
-            metrics = {
-                "accuracy": float((raw.argmax(1) == y).mean()),
-                "ece_before": expected_calibration_error(raw, y),
-                "ece_after": expected_calibration_error(scaled, y),
-                "nll_before": negative_log_likelihood(head_logits, y),
-                "nll_after": negative_log_likelihood(head_logits, y, t),
-            }
-            metrics["ece_after_low"], metrics["ece_after_high"] = ece_interval(scaled, y)
-        else:
-            metrics = dict.fromkeys(
-                ("accuracy", "ece_before", "ece_after", "nll_before", "nll_after", "ece_after_low", "ece_after_high"),
-                np.nan,
-            )
-        records.append({"layer": layer, "temperature": t, **metrics, "n_rows": len(y)})
-    return np.asarray(temperatures), pd.DataFrame.from_records(records)

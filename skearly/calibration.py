@@ -22,11 +22,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 __all__ = [
+    "calibrate_heads",
     "calibrated_head_proba",
     "MIN_CALIBRATION_ROWS",
     "MIN_ROWS_PER_CLASS",
@@ -223,3 +225,56 @@ def warn_if_too_small(y: np.ndarray, n_classes: int, *, stacklevel: int = 2) -> 
         stacklevel=stacklevel,
     )
     return True
+
+
+def calibrate_heads(
+    logits: np.ndarray, y: np.ndarray, head_layers: tuple[int, ...], *, stacklevel: int | None = 2
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Fit one temperature per exit head on held-out logits and report accuracy, ECE and NLL before/after.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_heads, n_rows, n_classes)
+        Logits of every head on the calibration split.
+    y : ndarray of shape (n_rows,)
+        Integer class indices.
+    head_layers : tuple of int
+        1-based encoder layer of each head (the report's ``layer`` column).
+    stacklevel : int or None, default=2
+        Warn (:func:`warn_if_too_small`) when the split is too small, pointing
+        ``stacklevel`` frames up (2: the caller); ``None`` does not warn.
+
+    Returns
+    -------
+    temperatures : ndarray of shape (n_heads,)
+        :func:`fit_temperature` of each head (1.0 without rows).
+    report : pandas.DataFrame
+        One row per head: ``layer``, ``temperature``, ``accuracy``, ``ece_before``,
+        ``ece_after``, ``nll_before``, ``nll_after``, ``ece_after_low`` and
+        ``ece_after_high`` (a 90% bootstrap interval of ``ece_after``, see
+        :func:`ece_interval`) and ``n_rows`` (size of the split); the metrics are
+        NaN without rows.
+    """
+    if stacklevel is not None:
+        warn_if_too_small(y, logits.shape[-1], stacklevel=stacklevel + 1)
+    temperatures, records = [], []
+    for layer, head_logits in zip(head_layers, logits, strict=True):
+        t = fit_temperature(head_logits, y)
+        temperatures.append(t)
+        if len(y):
+            raw, scaled = calibrated_proba(head_logits, 1.0), calibrated_proba(head_logits, t)
+            metrics = {
+                "accuracy": float((raw.argmax(1) == y).mean()),
+                "ece_before": expected_calibration_error(raw, y),
+                "ece_after": expected_calibration_error(scaled, y),
+                "nll_before": negative_log_likelihood(head_logits, y),
+                "nll_after": negative_log_likelihood(head_logits, y, t),
+            }
+            metrics["ece_after_low"], metrics["ece_after_high"] = ece_interval(scaled, y)
+        else:
+            metrics = dict.fromkeys(
+                ("accuracy", "ece_before", "ece_after", "nll_before", "nll_after", "ece_after_low", "ece_after_high"),
+                np.nan,
+            )
+        records.append({"layer": layer, "temperature": t, **metrics, "n_rows": len(y)})
+    return np.asarray(temperatures), pd.DataFrame.from_records(records)

@@ -27,6 +27,7 @@ from ._validation import (
     check_threshold,
     check_thresholds,
 )
+from .backend_calibration import BackendCalibration, backend_calibration_report, calibrate_backend
 from .backends import InferenceBackend, resolve_backend
 from .devices import resolve_device
 from .encoders import resolve_encoder
@@ -110,7 +111,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     backend : str or InferenceBackend, default="torch"
         How the layers are run at predict time (see :mod:`skearly.backends`);
         ``"torch"`` runs the fitted network as it is. Predict-time only: the fitted
-        fp32 weights are never changed.
+        fp32 weights are never changed. The fast backends (``"int8"``, ``"onnx"``,
+        ``"onnx-int8"``) predict with temperatures refitted on their own logits of
+        the stored calibration split (:attr:`calibration_inputs_`), computed on
+        their first use (see :meth:`calibration_report`).
     epochs : int, default=2
         Passes over the training data.
     learning_rate : float, default=5e-5
@@ -178,7 +182,18 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         the calibration split (empty metrics when ``calibration_size=0``).
     calibration_proba_ : ndarray of shape (n_heads, n_calibration, n_classes)
         Calibrated probabilities of every head on the calibration split (float32):
-        what ``target_speedup`` picks its threshold from.
+        what ``target_speedup`` picks its threshold from (with a backend that
+        refits its temperatures, the same probabilities through that backend).
+    calibration_inputs_ : dict or None
+        The calibration split itself, tokenized, kept so that a fast ``backend``
+        can refit the temperatures on its own logits: ``input_ids`` (int32),
+        ``attention_mask`` (int8) and ``token_type_ids`` (int32 or ``None``), each
+        ``(n_calibration, width)`` padded to the longest row, ``labels`` (class
+        indices into :attr:`classes_`, int64) and ``pad_token_id`` (see
+        :func:`skearly.backend_calibration.pack_calibration_inputs`). Saved by
+        :meth:`save` and pickle; absent from models saved by an older skearly
+        (their fast backends then keep the fit-time temperatures, with a warning).
+        Read-only.
     loss_curve_ : list of float
         Mean training loss (of ``objective``) of each epoch.
     fit_time_ : float
@@ -389,6 +404,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.temperatures_ = result.temperatures
         self.calibration_report_ = result.calibration_report
         self.calibration_proba_ = result.calibration_proba
+        self.calibration_inputs_ = result.calibration_inputs
         self.network_ = result.network.to(device)
         # what score() may memoise head probabilities under: the cache key, valid while the weights stay as fitted
         self._fit_key = None if fit_key is None else (fit_key, weights_fingerprint(self.network_))
@@ -411,11 +427,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         check_max_length(check_number("max_length", self.max_length, kind=int, low=2), self.network_.config)
         device = resolve_device(self.device)
         scheduler = resolve_scheduler(self.scheduler, device)
-        runner = resolve_backend(self.backend).prepare(self.network_.to(device).eval(), device)
+        runner, calibration = self._backend_calibration(self.backend, device)
         return InferenceEngine(
             runner=runner,
             tokenizer=self.tokenizer_,
-            temperatures=self.temperatures_,
+            temperatures=calibration.temperatures,
             max_length=int(self.max_length),
             batch_size=int(self.predict_batch_size),
             device=device,
@@ -423,6 +439,66 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             mixed_precision=bool(self.mixed_precision),
             verbose=int(self.verbose),
         )
+
+    def _backend_calibration(self, backend: Any, device: torch.device) -> tuple[Any, BackendCalibration]:
+        """The layer runner of ``backend`` and the temperatures it predicts with (refitted for it if it asks)."""
+        backend = resolve_backend(backend)
+        check_number("batch_size", self.batch_size, kind=int, low=1)
+        network = self.network_.to(device).eval()
+        runner = backend.prepare(network, device)
+        calibration = calibrate_backend(
+            backend,
+            network,
+            runner,
+            getattr(self, "calibration_inputs_", None),
+            self.temperatures_,
+            getattr(self, "calibration_proba_", None),
+            batch_size=int(self.batch_size),
+            device=device,
+            mixed_precision=bool(self.mixed_precision),
+        )
+        return runner, calibration
+
+    def calibration_report(self, backend: str | InferenceBackend | None = None) -> pd.DataFrame:
+        """Per-exit calibration of the temperatures that ``predict`` uses with a backend.
+
+        With ``"torch"`` (or any backend that does not refit) this is
+        :attr:`calibration_report_` with the extra columns below. With a backend
+        that refits its temperatures (``"int8"``, ``"onnx"``, ``"onnx-int8"``: see
+        :attr:`skearly.backends.InferenceBackend.refits_temperatures`), the
+        calibration split (:attr:`calibration_inputs_`) is run through that backend
+        once, in batches of ``batch_size`` rows as at fit time (then cached with the
+        network, so ``predict`` reuses it), and every metric is measured on its
+        logits. The estimator's fitted attributes and parameters do not change.
+
+        Parameters
+        ----------
+        backend : str, InferenceBackend or None, default=None
+            The backend to report on; ``None`` for the estimator's ``backend`` parameter.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per exit head: ``layer``, ``temperature`` (the one ``predict``
+            uses with this backend), ``fit_temperature`` (fitted at fit time),
+            ``accuracy``, ``ece_before`` (temperature 1), ``ece_after`` (with
+            ``temperature``), ``ece_fit_temperature`` (with ``fit_temperature``:
+            what the backend would give without a refit), ``nll_before``,
+            ``nll_after``, ``ece_after_low``/``ece_after_high``, ``n_rows`` and
+            ``refitted`` (whether ``temperature`` was refitted on this backend's
+            logits), all on the calibration split. ``ece_after`` is measured on the
+            rows the temperature was fitted on (optimistic): check ECE on held-out
+            data too (``benchmarks/backends.py`` does).
+
+        Raises
+        ------
+        ValueError
+            For an unknown backend, or a CPU-only backend with a CUDA ``device``.
+        """
+        check_is_fitted(self, "network_")
+        chosen = self.backend if backend is None else backend
+        _, calibration = self._backend_calibration(chosen, resolve_device(self.device))
+        return backend_calibration_report(calibration, self.calibration_report_)
 
     def _predict_proba_exits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "network_")
@@ -565,14 +641,17 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "calibration_proba_"):
             raise ValueError("This model was fitted without calibration_proba_ (an older skearly): refit it.")
         target = check_number("target_speedup", target_speedup, kind=float, low=1, high=self.head_layers_[-1])
-        return threshold_for_speedup(criterion, self.calibration_proba_, self.head_layers_, target)
+        _, calibration = self._backend_calibration(self.backend, resolve_device(self.device))
+        return threshold_for_speedup(criterion, calibration.proba, self.head_layers_, target)
 
     def threshold_for_speedup(self, target_speedup: float) -> float:
         """The highest threshold whose layer-count speed-up on the calibration split reaches ``target_speedup``.
 
         This is the threshold ``predict`` uses when the ``target_speedup``
         parameter is set. It is chosen from :attr:`calibration_proba_` (held-out
-        rows of the training data) under the current ``exit_criterion``, among
+        rows of the training data; with a ``backend`` that refits its
+        temperatures, their probabilities through that backend, as ``predict``
+        would give them) under the current ``exit_criterion``, among
         every threshold at which an exit decision changes (see
         :func:`skearly.exit_curve.threshold_for_speedup`); no refit, no pass
         through the encoder. The speed-up reached on new data is close to the

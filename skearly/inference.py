@@ -141,12 +141,21 @@ class InferenceEngine:
         -------
         ndarray of shape (n_heads, n_rows, n_classes), float32
         """
+        return calibrated_head_proba(self.head_logits(first, second), self.temperatures)
+
+    def head_logits(self, first: Sequence[str], second: Sequence[str] | None) -> np.ndarray:
+        """Logits of every exit head for every row (before temperature scaling), from one pass through all layers.
+
+        Returns
+        -------
+        ndarray of shape (n_heads, n_rows, n_classes), float32
+        """
         n_heads = len(tuple(self.runner.exit_layers))
         logits = np.empty((n_heads, len(first), int(self.runner.n_classes)), dtype=np.float32)
         with self._compute():
             for rows, encoded in self._chunks(first, second):
                 logits[:, rows] = all_head_logits(self.runner, encoded, self.batch_size, self.device)
-        return calibrated_head_proba(logits, self.temperatures)
+        return logits
 
     def _chunks(self, first: Sequence[str], second: Sequence[str] | None) -> Iterator[tuple[slice, Encoded]]:
         for start in range(0, len(first), self.chunk_size):

@@ -149,3 +149,117 @@ def test_int8_runs_every_family(tmp_path, family):
     expected = clf.set_params(threshold=1.0).predict(X)
     quantized = clf.set_params(backend="int8").predict(X)
     assert np.mean(quantized == expected) > 0.8  # int8 changes a few borderline rows at most
+
+
+# ---------------------------------------------------------------- calibration with a fast backend
+CPU = torch.device("cpu")
+
+
+def _backend_logits(clf, backend):
+    """Every head's logits of the stored calibration rows through ``backend``, and their labels."""
+    from skearly.backend_calibration import unpack_calibration_inputs
+    from skearly.layer_pass import all_head_logits
+
+    encoded, y = unpack_calibration_inputs(clf.calibration_inputs_)
+    runner = resolve_backend(backend).prepare(clf.network_, CPU)
+    with torch.inference_mode():
+        return all_head_logits(runner, encoded, clf.batch_size, CPU), y
+
+
+def _engine_with(clf, runner, temperatures):
+    from skearly.inference import InferenceEngine
+    from skearly.schedulers import resolve_scheduler
+
+    return InferenceEngine(
+        runner=runner,
+        tokenizer=clf.tokenizer_,
+        temperatures=temperatures,
+        max_length=clf.max_length,
+        batch_size=clf.predict_batch_size,
+        device=CPU,
+        scheduler=resolve_scheduler(clf.scheduler, CPU),
+    )
+
+
+def test_backends_say_whether_they_refit_temperatures():
+    assert not resolve_backend("torch").refits_temperatures
+    assert all(resolve_backend(name).refits_temperatures for name in FAST)
+
+
+def test_int8_predicts_with_temperatures_refitted_on_its_own_logits(clf, toy_data):
+    from skearly.calibration import calibrated_head_proba, fit_temperature
+    from skearly.exit_criteria import MaxProbability, resolve_criterion
+    from skearly.exit_curve import threshold_for_speedup
+
+    _, _, X_test, _ = toy_data
+    logits, y = _backend_logits(clf, "int8")
+    assert len(y) == 48  # the whole calibration split (20% of 240 rows)
+    expected = np.array([fit_temperature(head, y) for head in logits])
+    assert np.abs(expected - clf.temperatures_).max() > 1e-5, "int8 logits should move the temperatures"
+
+    report = clf.calibration_report("int8")
+    assert report["refitted"].all()
+    np.testing.assert_array_equal(report["temperature"], expected)
+    np.testing.assert_array_equal(report["fit_temperature"], clf.temperatures_)
+    assert clf.backend == "torch"  # reporting on a backend changes no parameter
+
+    clf.set_params(backend="int8", threshold=1.0)
+    np.testing.assert_array_equal(clf._engine().temperatures, expected)  # predict and exit_curve use them
+    runner = resolve_backend("int8").prepare(clf.network_, CPU)
+    proba = clf.predict_proba(X_test)
+    refitted = _engine_with(clf, runner, expected).predict(X_test, None, MaxProbability(), 1.0)[0]
+    np.testing.assert_array_equal(proba, refitted)
+    fit_time = _engine_with(clf, runner, clf.temperatures_).predict(X_test, None, MaxProbability(), 1.0)[0]
+    assert not np.array_equal(proba, fit_time)
+
+    # target_speedup picks its threshold from the int8 probabilities of the calibration split
+    criterion = resolve_criterion(clf.exit_criterion)
+    int8_proba = calibrated_head_proba(logits, expected)
+    assert clf.threshold_for_speedup(1.5) == threshold_for_speedup(criterion, int8_proba, clf.head_layers_, 1.5)
+    assert clf.threshold_for_speedup(1.5) != threshold_for_speedup(
+        criterion, clf.calibration_proba_, clf.head_layers_, 1.5
+    )
+
+
+def test_torch_backend_predicts_exactly_as_before_and_runs_no_calibration_pass(clf, toy_data, monkeypatch):
+    from skearly import backend_calibration
+    from skearly.exit_criteria import MaxProbability
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the torch backend must not run a calibration pass")
+
+    monkeypatch.setattr(backend_calibration, "all_head_logits", no_pass)
+    _, _, X_test, _ = toy_data
+    proba = clf.predict_proba(X_test)
+    reference = _engine_with(clf, clf.network_, clf.temperatures_).predict(X_test, None, MaxProbability(), 0.8)
+    np.testing.assert_array_equal(proba, reference[0])
+    np.testing.assert_array_equal(clf.exit_layers_, reference[1])
+    assert clf._engine().temperatures is clf.temperatures_
+    report = clf.calibration_report()
+    assert not report["refitted"].any()
+    np.testing.assert_array_equal(report["temperature"], clf.temperatures_)
+    np.testing.assert_array_equal(report["ece_fit_temperature"], clf.calibration_report_["ece_after"])
+
+
+def test_calibration_pass_runs_once_per_backend_and_weights(clf, toy_data, monkeypatch):
+    from skearly import backend_calibration
+
+    passes = []
+    original = backend_calibration.all_head_logits
+
+    def counting(*args, **kwargs):
+        passes.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend_calibration, "all_head_logits", counting)
+    _, _, X_test, y_test = toy_data
+    clf.set_params(backend="int8")
+    clf.predict(X_test)
+    clf.set_params(threshold=0.6).predict_proba(X_test)
+    clf.exit_curve(X_test, y_test, thresholds=[0.9])
+    clf.calibration_report()
+    assert len(passes) == 1
+    with torch.no_grad():  # new weights in place: new logits, new temperatures
+        clf.network_.heads[0].out.bias.add_(torch.tensor([1.0, 0.0]))
+    clf.predict(X_test)
+    assert len(passes) == 2

@@ -1,8 +1,10 @@
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import make_texts, tiny_classifier
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -139,9 +141,45 @@ def test_random_state_makes_fits_bit_identical(tiny_encoder, toy_data):
 
 
 def test_calibration_size_zero_keeps_unit_temperatures(tiny_encoder, toy_data):
-    X_train, y_train, _, _ = toy_data
+    X_train, y_train, X_test, _ = toy_data
     clf = tiny_classifier(tiny_encoder, epochs=1, calibration_size=0.0).fit(X_train, y_train)
     np.testing.assert_array_equal(clf.temperatures_, 1.0)
+    assert clf.calibration_inputs_["input_ids"].shape[0] == 0 and clf.calibration_inputs_["labels"].shape == (0,)
+    # a fast backend has nothing to refit on: temperatures stay 1, no warning, no crash
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = clf.calibration_report("int8")
+        y_pred = clf.set_params(backend="int8").predict(X_test)
+    assert y_pred.shape == (len(X_test),)
+    np.testing.assert_array_equal(report["temperature"], 1.0)
+    assert not report["refitted"].any()
+    np.testing.assert_array_equal(clf._engine().temperatures, 1.0)
+
+
+def test_calibration_inputs_are_the_tokenized_calibration_split(fitted):
+    from skearly.backend_calibration import unpack_calibration_inputs
+    from skearly.calibration import calibrated_head_proba
+    from skearly.layer_pass import all_head_logits
+
+    inputs = fitted.calibration_inputs_
+    n_rows = int(fitted.calibration_report_["n_rows"].iloc[0])
+    assert inputs["input_ids"].shape == inputs["attention_mask"].shape == (n_rows, inputs["input_ids"].shape[1])
+    assert inputs["input_ids"].dtype == np.int32 and inputs["labels"].dtype == np.int64
+    encoded, labels = unpack_calibration_inputs(inputs)
+    lengths = encoded.lengths()
+    assert inputs["input_ids"].shape[1] == lengths.max()  # trimmed to the longest row, not max_length
+    assert all(
+        ids[0] == fitted.tokenizer_.cls_token_id and ids[-1] == fitted.tokenizer_.sep_token_id
+        for ids in encoded.input_ids
+    )
+    assert (inputs["input_ids"][inputs["attention_mask"] == 0] == inputs["pad_token_id"]).all()
+    # the stored rows reproduce the fit-time calibration probabilities through the fitted network
+    with torch.inference_mode():
+        logits = all_head_logits(fitted.network_, encoded, fitted.batch_size, torch.device("cpu"))
+    np.testing.assert_allclose(
+        calibrated_head_proba(logits, fitted.temperatures_), fitted.calibration_proba_, atol=1e-6
+    )
+    assert np.mean(logits[-1].argmax(1) == labels) == pytest.approx(fitted.calibration_report_["accuracy"].iloc[-1])
 
 
 def test_clone_pipeline_gridsearch_cross_val(tiny_encoder, toy_data):

@@ -1,6 +1,7 @@
 """joblib round-trip, checked in a fresh Python process."""
 
 import copy
+import io
 import pickle
 import subprocess
 import sys
@@ -54,3 +55,26 @@ def test_unknown_format_version_is_refused(fitted):
     clf = type(fitted).__new__(type(fitted))
     with pytest.raises(ValueError, match="format version 999"):
         clf.__setstate__(state)
+
+
+def _joblib_round_trip(clf):
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    return joblib.load(buffer)
+
+
+@pytest.mark.parametrize("round_trip", [lambda clf: pickle.loads(pickle.dumps(clf)), _joblib_round_trip])
+def test_pickle_and_joblib_keep_the_calibration_inputs(fitted, round_trip):
+    clf = copy.deepcopy(fitted)
+    again = round_trip(clf)
+    assert set(again.calibration_inputs_) == set(clf.calibration_inputs_)
+    for key, value in clf.calibration_inputs_.items():
+        if isinstance(value, np.ndarray):
+            assert again.calibration_inputs_[key].dtype == value.dtype, key
+            np.testing.assert_array_equal(again.calibration_inputs_[key], value)
+        else:
+            assert again.calibration_inputs_[key] == value, key
+    np.testing.assert_array_equal(
+        again.calibration_report("int8")["temperature"], clf.calibration_report("int8")["temperature"]
+    )

@@ -99,18 +99,26 @@ def test_every_fitted_attribute_and_parameter_round_trips(fitted, saved):
     for name, value in vars(fitted).items():  # whatever fitted attributes the estimator has (calibration_proba_ ...)
         if not name.endswith("_") or name.startswith("_") or name in ("network_", "tokenizer_", "exit_layers_"):
             continue
-        again = getattr(loaded, name)
-        if isinstance(value, np.ndarray):
-            assert again.dtype == value.dtype and again.shape == value.shape, name
-            np.testing.assert_array_equal(again, value)
-        elif isinstance(value, pd.DataFrame):
-            pd.testing.assert_frame_equal(again, value)
-        else:
-            assert again == value and type(again) is type(value), name
+        assert_same(getattr(loaded, name), value, name)
     original = fitted.network_.state_dict()
     for key, tensor in loaded.network_.state_dict().items():
         assert torch_equal(tensor, original[key]), key
     assert not loaded.network_.training
+
+
+def assert_same(again, value, name: str) -> None:
+    """``again`` equals ``value`` in type, dtype and shape too (arrays and frames inside dicts included)."""
+    if isinstance(value, np.ndarray):
+        assert again.dtype == value.dtype and again.shape == value.shape, name
+        np.testing.assert_array_equal(again, value)
+    elif isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(again, value)
+    elif isinstance(value, dict):
+        assert type(again) is dict and set(again) == set(value), name
+        for key, item in value.items():
+            assert_same(again[key], item, f"{name}[{key!r}]")
+    else:
+        assert again == value and type(again) is type(value), name
 
 
 def torch_equal(a, b) -> bool:
@@ -350,3 +358,35 @@ def test_engine_strategies_round_trip(fitted, toy_data, tmp_path):
     loaded = EarlyExitTextClassifier.load(tmp_path / "m")
     assert loaded.scheduler == RefillingScheduler() and loaded.backend == "torch"
     np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
+
+
+def test_calibration_inputs_round_trip_and_refit_the_same_temperatures(fitted, saved):
+    loaded = EarlyExitTextClassifier.load(saved)
+    assert_same(loaded.calibration_inputs_, fitted.calibration_inputs_, "calibration_inputs_")
+    assert loaded.calibration_inputs_["input_ids"].dtype == np.int32
+    assert len(loaded.calibration_inputs_["labels"]) == fitted.calibration_report_["n_rows"].iloc[0] > 0
+    expected = copy.deepcopy(fitted).calibration_report("int8")
+    assert expected["refitted"].all()
+    pd.testing.assert_frame_equal(loaded.calibration_report("int8"), expected)
+
+
+def test_model_saved_without_calibration_inputs_loads_and_predicts(fitted, toy_data, tmp_path):
+    """A folder written before the calibration split was stored: int8 keeps the fit-time temperatures, and says so."""
+    _, _, X_test, _ = toy_data
+    old = copy.deepcopy(fitted)
+    del old.calibration_inputs_
+    folder = old.save(tmp_path / "old")
+    assert "calibration_inputs_" not in json.loads((folder / METADATA_FILE).read_text())["fitted"]
+    loaded = EarlyExitTextClassifier.load(folder)
+    assert not hasattr(loaded, "calibration_inputs_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the torch backend needs no refit: no warning
+        np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+    loaded.set_params(backend="int8")
+    with pytest.warns(UserWarning, match="refits the temperatures.*has none"):
+        y_pred = loaded.predict(X_test)
+    assert y_pred.shape == (len(X_test),)
+    with pytest.warns(UserWarning, match="refits the temperatures"):
+        report = loaded.calibration_report()
+    assert not report["refitted"].any()
+    np.testing.assert_array_equal(report["temperature"], fitted.temperatures_)
