@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--n-test-b1", type=int, default=200, help="test rows timed at batch size 1")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--head-learning-rate", type=float, default=None, help="the estimator's head_learning_rate")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats; 0: accuracy and ECE only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", default="/tmp/skearly-backends-cache", help="fit cache folder")
@@ -134,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         classes=("negative", "positive"), n_train=args.n_train, n_test=args.n_test, random_state=0
     )
     start = time.perf_counter()
-    clf = EarlyExitTextClassifier(epochs=args.epochs, random_state=0, memory=args.memory).fit(X_train, y_train)
+    clf = EarlyExitTextClassifier(
+        epochs=args.epochs, head_learning_rate=args.head_learning_rate, random_state=0, memory=args.memory
+    ).fit(X_train, y_train)
     print(f"fit (or cache read): {time.perf_counter() - start:.1f}s", flush=True)
     table, ece_table = measure(clf, X_test, y_test, args)
     write(table, ece_table, args, command)
@@ -279,7 +282,8 @@ def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command: str) -> No
         "",
         f"Environment: {environment()}",
         "",
-        f"Train {args.n_train} tweets ({args.epochs} epochs), test {args.n_test} (batch-1 timing on "
+        f"Train {args.n_train} tweets ({args.epochs} epochs, head_learning_rate={args.head_learning_rate}), "
+        f"test {args.n_test} (batch-1 timing on "
         f"{args.n_test_b1}); timings are medians of {args.repeats} interleaved runs on the CPU. "
         "P1 = loosest threshold whose accuracy is within 1 point of the fp32 (`torch`) full-depth model. "
         "`speedup_vs_plain_b*` = throughput / throughput of the plain HF `AutoModelForSequenceClassification` "

@@ -1,11 +1,12 @@
 """GridSearchCV wall clock with the fit cache: 8 thresholds x 3 folds vs 1 threshold x 3 folds.
 
 Real packaged encoder, 600 real tweets (negative vs positive), 1 epoch, ``memory=`` a fresh
-folder per search, ``refit=False``. Counts fine-tunes from skearly's log. The 8-threshold search runs
-twice: with the fit cache's in-process layer (the default: candidates of a fold share the fitted
-network in memory) and without it (``RECENT_FITS.max_entries = 0``: every candidate reads the
-network back from disk, as before). Run: ``python benchmarks/gridsearch.py`` (about 3 minutes on
-2 CPU cores).
+folder per search, ``refit=False``. Counts fine-tunes from skearly's log. Each search runs with
+the default scoring (the estimator's ``score``: with ``memory=``, one full-depth pass per
+validation fold, memoised, every candidate's exit rule replayed on it) and with
+``scoring="accuracy"`` (scikit-learn's scorer calls ``predict``: one early-exit pass per
+candidate and fold, what ``score`` did before the memo). Run: ``python benchmarks/gridsearch.py``
+(about 5 minutes on 2 CPU cores).
 """
 
 import argparse
@@ -22,6 +23,7 @@ from tradeoff import environment  # noqa: E402
 
 import skearly._fit_cache as fit_cache  # noqa: E402
 from skearly import EarlyExitTextClassifier  # noqa: E402
+from skearly._score_memo import RECENT_HEAD_PROBA  # noqa: E402
 from skearly.datasets import load_tweet_sentiment  # noqa: E402
 
 argparse.ArgumentParser(description=__doc__).parse_args()
@@ -39,22 +41,35 @@ class FineTuneCounter(logging.Handler):
 logging.getLogger("skearly").addHandler(FineTuneCounter())
 logging.getLogger("skearly").setLevel(logging.INFO)
 seconds, lines = {}, []
-runs = [("1 threshold", [0.9], 8), ("8 thresholds", GRID, 8), ("8 thresholds, no in-process layer", GRID, 0)]
-for label, grid, entries in runs:
+runs = [
+    ("1 threshold, predict per candidate", [0.9], "accuracy"),
+    ("8 thresholds, predict per candidate", GRID, "accuracy"),
+    ("1 threshold, memoised score", [0.9], None),
+    ("8 thresholds, memoised score", GRID, None),
+]
+scores = {}
+for label, grid, scoring in runs:
     fits.clear()
     fit_cache.RECENT_FITS.clear()
-    fit_cache.RECENT_FITS.max_entries = entries
+    RECENT_HEAD_PROBA.clear()
     clf = EarlyExitTextClassifier(epochs=1, random_state=0, memory=tempfile.mkdtemp())
     t = time.perf_counter()
-    search = GridSearchCV(clf, {"threshold": grid}, cv=3, refit=False).fit(X, y)
+    search = GridSearchCV(clf, {"threshold": grid}, cv=3, refit=False, scoring=scoring).fit(X, y)
+    scores[label] = search.cv_results_["mean_test_score"]
     seconds[label] = time.perf_counter() - t
     lines.append(f"- {label} x 3 folds: {seconds[label]:.1f}s, fine-tunes {len(fits)}, best {search.best_params_}")
     print(lines[-1], flush=True)
-one = seconds["1 threshold"]
-lines.append(
-    f"- ratio 8 / 1 thresholds: **{seconds['8 thresholds'] / one:.2f}** with the in-process layer, "
-    f"{seconds['8 thresholds, no in-process layer'] / one:.2f} without"
-)
+cheapest_one = min(seconds["1 threshold, predict per candidate"], seconds["1 threshold, memoised score"])
+lines += [
+    f"- ratio 8 thresholds (memoised score) / the cheaper 1-threshold search: "
+    f"**{seconds['8 thresholds, memoised score'] / cheapest_one:.2f}**",
+    "- ratio 8 / 1 thresholds, both memoised: "
+    f"{seconds['8 thresholds, memoised score'] / seconds['1 threshold, memoised score']:.2f}",
+    f"- ratio 8 / 1 thresholds, predict per candidate (as before the memo): "
+    f"{seconds['8 thresholds, predict per candidate'] / seconds['1 threshold, predict per candidate']:.2f}",
+    "- mean test scores equal with and without the memo: "
+    f"{bool((scores['8 thresholds, memoised score'] == scores['8 thresholds, predict per candidate']).all())}",
+]
 print(lines[-1])
 header = [
     "# GridSearchCV over thresholds with memory=: cost of 8 candidates vs 1",

@@ -351,6 +351,15 @@ class RecentFits:
         self._store = BoundedLRU(max_entries, max_bytes)
 
     @property
+    def max_entries(self) -> int:
+        """Most results kept; 0 turns the layer off (settable)."""
+        return self._store.max_entries
+
+    @max_entries.setter
+    def max_entries(self, value: int) -> None:
+        self._store.max_entries = value
+
+    @property
     def hits(self) -> int:
         """How many :meth:`get` calls found their key."""
         return self._store.hits
@@ -362,7 +371,7 @@ class RecentFits:
 
     def put(self, key: str, result: FitResult) -> None:
         """Keep a copy of ``result`` under ``key``, evicting the least recently used entries over the bounds."""
-        if self._store.max_entries < 1:
+        if self.max_entries < 1:
             return
         stored = _copy_result(result)
         size = sum(t.numel() * t.element_size() for t in stored.network.state_dict().values())
