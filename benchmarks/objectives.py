@@ -143,7 +143,8 @@ def fit_stage(args) -> None:
             pairs = len(X_test) > 0 and isinstance(X_test[0], tuple)
             first, second = ([a for a, _ in X_test], [b for _, b in X_test]) if pairs else (X_test, None)
             encoded = tokenize(clf.tokenizer_, first, second, clf.max_length)
-            logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
+            with torch.inference_mode():
+                logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
             y_index = np.searchsorted(clf.classes_, y_test)
             test_ece = [
                 expected_calibration_error(calibrated_proba(head, t), y_index)
