@@ -125,7 +125,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         the encoder is pretrained. ``None`` uses ``learning_rate`` for both, as the
         paper does. On short fine-tunes (a few hundred steps) the early heads then
         stay undertrained; a rate 20x higher (``1e-3``) trains them in time (see
-        ``docs/training.md``).
+        the user guide, "Choosing a training objective").
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio : float, default=0.1
