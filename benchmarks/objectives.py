@@ -58,7 +58,8 @@ import transformers  # noqa: E402
 import skearly  # noqa: E402
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly._batching import tokenize  # noqa: E402
-from skearly.calibration import calibrated_proba, expected_calibration_error  # noqa: E402
+from skearly.backend_calibration import unpack_calibration_inputs  # noqa: E402
+from skearly.calibration import calibrated_proba, ece_noise_floor, expected_calibration_error  # noqa: E402
 from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
 from skearly.layer_pass import all_head_logits  # noqa: E402
 from skearly.objectives import SelfDistillation  # noqa: E402
@@ -114,6 +115,31 @@ def area_under_curve(curve: pd.DataFrame) -> float:
     return float(np.trapezoid(y, x) / (x[-1] - x[0])) if x[-1] > x[0] else float(y[0])
 
 
+def head_proba(clf: EarlyExitTextClassifier, encoded) -> np.ndarray:
+    """Calibrated probabilities of every head on tokenized rows (one pass through all layers)."""
+    with torch.inference_mode():
+        logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
+    return np.stack([calibrated_proba(head, t) for head, t in zip(logits, clf.temperatures_, strict=True)])
+
+
+def calibration_check(clf: EarlyExitTextClassifier, X_test, y_test) -> dict[str, list[float]]:
+    """ECE per exit on the test split, and the noise floor of the ECE on both splits.
+
+    The floor (:func:`skearly.calibration.ece_noise_floor`) is the ECE a perfectly calibrated
+    head with the same confidences would show on a split of that size.
+    """
+    pairs = len(X_test) > 0 and isinstance(X_test[0], tuple)
+    first, second = ([a for a, _ in X_test], [b for _, b in X_test]) if pairs else (X_test, None)
+    test = head_proba(clf, tokenize(clf.tokenizer_, first, second, clf.max_length))
+    calibration = head_proba(clf, unpack_calibration_inputs(clf.calibration_inputs_)[0])
+    y_index = np.searchsorted(clf.classes_, y_test)
+    return {
+        "test_ece": [expected_calibration_error(proba, y_index) for proba in test],
+        "test_ece_floor": [ece_noise_floor(proba) for proba in test],
+        "calibration_ece_floor": [ece_noise_floor(proba) for proba in calibration],
+    }
+
+
 # ----------------------------------------------------------------------------------- stage 1: fit
 def fit_stage(args) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
@@ -140,22 +166,12 @@ def fit_stage(args) -> None:
             clf.fit(X_train, y_train)
             print(f"{name} / {objective}: fitted in {clf.fit_time_:.0f}s", flush=True)
             curve = clf.exit_curve(X_test, y_test, thresholds=THRESHOLDS)
-            pairs = len(X_test) > 0 and isinstance(X_test[0], tuple)
-            first, second = ([a for a, _ in X_test], [b for _, b in X_test]) if pairs else (X_test, None)
-            encoded = tokenize(clf.tokenizer_, first, second, clf.max_length)
-            with torch.inference_mode():
-                logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
-            y_index = np.searchsorted(clf.classes_, y_test)
-            test_ece = [
-                expected_calibration_error(calibrated_proba(head, t), y_index)
-                for head, t in zip(logits, clf.temperatures_, strict=True)
-            ]
             clf.save(folder / "model")
             curve.to_csv(folder / "curve.csv", index=False)
             clf.calibration_report_.to_csv(folder / "calibration.csv", index=False)
-            (folder / "done.json").write_text(
-                json.dumps({"fit_seconds": clf.fit_time_, "test_ece": test_ece, "loss_curve": clf.loss_curve_})
-            )
+            meta = {"fit_seconds": clf.fit_time_, "loss_curve": clf.loss_curve_}
+            meta.update(calibration_check(clf, X_test, y_test))
+            (folder / "done.json").write_text(json.dumps(meta))
 
 
 # ------------------------------------------------------------------------------ stage 2: timing
@@ -183,6 +199,9 @@ def time_stage(args) -> None:
                 print(f"{name} / {objective}: not fitted, left out", flush=True)
                 continue
             meta = json.loads((folder / "done.json").read_text())
+            if "test_ece_floor" not in meta:  # fitted by an older version of this script
+                meta.update(calibration_check(EarlyExitTextClassifier.load(folder / "model"), X_test, y_test))
+                (folder / "done.json").write_text(json.dumps(meta))
             curve = pd.read_csv(folder / "curve.csv")
             calib = pd.read_csv(folder / "calibration.csv")
             p1 = p1_row(curve)
@@ -218,6 +237,7 @@ def time_stage(args) -> None:
                 "calibration_rows": int(calib["n_rows"].iloc[0]),
                 "max_ece_after_calib": float(calib["ece_after"].max()),
                 "max_ece_test": float(max(meta["test_ece"])),
+                "max_ece_test_above_floor": float(np.max(np.subtract(meta["test_ece"], meta["test_ece_floor"]))),
                 "fit_seconds": meta["fit_seconds"],
             }
             records.append(record)
@@ -228,7 +248,15 @@ def time_stage(args) -> None:
                 flush=True,
             )
             curves.append(curve.assign(dataset=name, objective=objective))
-            calibrations.append(calib.assign(dataset=name, objective=objective, ece_test=meta["test_ece"]))
+            calibrations.append(
+                calib.assign(
+                    dataset=name,
+                    objective=objective,
+                    ece_noise_floor=meta["calibration_ece_floor"],
+                    ece_test=meta["test_ece"],
+                    ece_test_floor=meta["test_ece_floor"],
+                )
+            )
     write_outputs(pd.DataFrame(records), pd.concat(curves), pd.concat(calibrations), args)
 
 
@@ -257,6 +285,7 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "oracle_savings_share",
         "max_ece_after_calib",
         "max_ece_test",
+        "max_ece_test_above_floor",
         "fit_seconds",
     ]
     ece_cols = [
@@ -269,7 +298,9 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "ece_after",
         "ece_after_low",
         "ece_after_high",
+        "ece_noise_floor",
         "ece_test",
+        "ece_test_floor",
         "n_rows",
     ]
     lines = [
@@ -296,12 +327,16 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "speed-ups 1-6. "
         "`oracle_savings_share` = layers saved at P1 / layers saved by the oracle (each row at the earliest "
         "head agreeing with the final one). ECE: 15 bins, after temperature scaling; `max_ece_after_calib` on "
-        "the calibration split (where the temperatures were fitted), `max_ece_test` on the test split.",
+        "the calibration split (where the temperatures were fitted), `max_ece_test` on the test split; "
+        "`max_ece_test_above_floor` = the largest gap, over the exits, between the test ECE and its noise floor "
+        "(the ECE a perfectly calibrated head with the same confidences shows on a split of this size, "
+        "`skearly.calibration.ece_noise_floor`): what is left of the ECE once sampling noise is accounted for.",
         "",
         table[shown].to_markdown(index=False, floatfmt=".4f"),
         "",
         "Per-exit calibration (`ece_after_low`/`high`: 90% bootstrap interval on the calibration split; "
-        "`ece_test`: on the test split):",
+        "`ece_noise_floor`: the ECE of a perfectly calibrated head on the calibration split; `ece_test` and "
+        "`ece_test_floor`: the same on the test split):",
         "",
         calib[ece_cols].to_markdown(index=False, floatfmt=".4f"),
         "",

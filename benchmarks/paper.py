@@ -41,12 +41,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from transformers import AutoConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tradeoff import environment, median_time  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
+from skearly.encoders import resolve_encoder  # noqa: E402
 
 #: name -> (loader(n_train, n_test), max_length, what it stands for in the paper)
 DATASETS: dict[str, tuple[Callable, int, str]] = {
@@ -65,9 +67,13 @@ def sparse_layout(n_layers: int) -> tuple[int, ...]:
 
 
 def fit(encoder: str, X, y, max_length: int, args, head_layers) -> EarlyExitTextClassifier:
+    """Fine-tune one model; a single head (a truncated baseline) always trains with the plain loss."""
+    single_head = head_layers is not None and len(head_layers) == 1
     clf = EarlyExitTextClassifier(
         encoder,
         head_layers=head_layers,
+        objective="sum" if single_head else args.objective,
+        calibration_size=args.calibration_size,
         max_length=max_length,
         epochs=args.epochs,
         head_learning_rate=args.head_learning_rate,
@@ -142,10 +148,14 @@ def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
     X_b64, X_b1 = X_test[: args.n_test_b64], X_test[: args.n_test_b1]
     print(f"\n=== {encoder_key} / {dataset}: train {len(X_train)}, test {len(X_test)}", flush=True)
 
-    every = fit(encoder, X_train, y_train, max_length, args, head_layers=None)
-    n_layers = every.n_layers_
-    rows = curve_rows(every, X_test, y_test, X_b64, X_b1, args, "every layer", time_it=False)
+    rows, fit_seconds = [], {}
+    if not args.skip_every_layer:
+        every = fit(encoder, X_train, y_train, max_length, args, head_layers=None)
+        rows += curve_rows(every, X_test, y_test, X_b64, X_b1, args, "every layer", time_it=False)
+        fit_seconds["every layer"] = every.fit_time_
+    n_layers = int(AutoConfig.from_pretrained(resolve_encoder(encoder)).num_hidden_layers)
     sparse = fit(encoder, X_train, y_train, max_length, args, head_layers=sparse_layout(n_layers))
+    fit_seconds["sparse"] = sparse.fit_time_
     rows += curve_rows(sparse, X_test, y_test, X_b64, X_b1, args, "sparse", time_it=True)
     for k in sparse.head_layers_[:-1]:
         rows.append(
@@ -157,7 +167,7 @@ def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
     full = table[(table["config"] == "early exit (sparse)") & (table["threshold"] == 1.0)].iloc[0]
     for b in ("b64", "b1"):
         table[f"speedup_{b}"] = full[f"seconds_{b}"] / table[f"seconds_{b}"]
-    table.attrs["fit_seconds"] = {"every layer": every.fit_time_, "sparse": sparse.fit_time_}
+    table.attrs["fit_seconds"] = fit_seconds
     return table
 
 
@@ -228,7 +238,7 @@ def plot(tables: list[pd.DataFrame], path: Path) -> None:
 
 def report(tables: list[pd.DataFrame], encoder_key: str, command: str, args, out: Path) -> None:
     """Write ``paper_<encoder>.{csv,md,png}`` for the data sets done so far."""
-    name = f"paper_{encoder_key}"
+    name = f"paper_{encoder_key}" + (f"_{args.tag}" if args.tag else "")
     pd.concat(tables).to_csv(out / f"{name}.csv", index=False)
     fits = "; ".join(
         f"{t['dataset'].iloc[0]}: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.attrs["fit_seconds"].items())
@@ -242,7 +252,8 @@ def report(tables: list[pd.DataFrame], encoder_key: str, command: str, args, out
         f"Environment: {environment()}",
         "",
         f"Train {args.n_train} rows per data set ({args.epochs} epochs, head_learning_rate="
-        f"{args.head_learning_rate} for every model; 10% of the rows calibrate), test "
+        f"{args.head_learning_rate} for every model; objective {args.objective!r} for the early-exit models, the "
+        f"plain loss for the one-head truncated ones; {args.calibration_size:.0%} of the rows calibrate), test "
         f"{args.n_test} rows for accuracy; wall-clock timing on the first {args.n_test_b64} test rows at batch 64 "
         f"and the first {args.n_test_b1} at batch 1, medians of {args.repeats} runs, side by side in one process. "
         f"Inputs are cut at {args.max_length_cap or 'the data set default'} tokens. Speed-ups are over the sparse "
@@ -274,6 +285,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-length-cap", type=int, default=None, help="cut every input at this many tokens (default: per data set)"
     )
+    parser.add_argument(
+        "--objective", default="sum", help="objective of the multi-exit models (default: the paper's sum)"
+    )
+    parser.add_argument(
+        "--calibration-size", type=float, default=0.1, help="the estimator's calibration_size (default 0.1)"
+    )
+    parser.add_argument(
+        "--skip-every-layer", action="store_true", help="fit only the sparse layout (the every-layer curve is untimed)"
+    )
+    parser.add_argument("--tag", default="", help="suffix of the output names: paper_<encoder>_<tag>.*")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument(
         "--thresholds",

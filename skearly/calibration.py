@@ -14,7 +14,9 @@ a handful of rows, and the ECE of a perfectly calibrated head is then often
 calibration split has fewer than :data:`MIN_CALIBRATION_ROWS` rows or fewer
 than :data:`MIN_ROWS_PER_CLASS` rows of some class; aim for 1,000 rows or more
 when the ECE itself matters. :func:`ece_interval` gives a bootstrap interval
-that shows how much an ECE can be trusted.
+that shows how much an ECE can be trusted, and :func:`ece_noise_floor` the ECE
+that a *perfectly* calibrated head with the same confidences would show on a
+split of that size: an ECE near its floor is sampling noise, not miscalibration.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "fit_temperature",
     "expected_calibration_error",
     "ece_interval",
+    "ece_noise_floor",
     "negative_log_likelihood",
     "calibrated_proba",
     "warn_if_too_small",
@@ -189,6 +192,43 @@ def ece_interval(
     return float(low), float(high)
 
 
+def ece_noise_floor(proba: np.ndarray, *, n_bins: int = 15, n_resamples: int = 200, seed: int = 0) -> float:
+    """Expected ECE of a perfectly calibrated head with these confidences, on a split of this size.
+
+    Binned ECE is biased upward: even when every confidence is exact, each bin's
+    accuracy is a sample mean, so ``|accuracy - confidence|`` is positive. This
+    simulates that case: each row is correct with probability equal to its
+    top-class confidence, drawn ``n_resamples`` times, and the ECE of each draw
+    is averaged. Compare a measured ECE with this floor (it shrinks as
+    ``1/sqrt(rows)``); the floor does not depend on the labels.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        Predicted (calibrated) probabilities.
+    n_bins : int, default=15
+        Number of confidence bins, as in :func:`expected_calibration_error`.
+    n_resamples : int, default=200
+        Simulated label draws.
+    seed : int, default=0
+        Seed of the draws (fixed, so reports are reproducible).
+
+    Returns
+    -------
+    float
+        Mean ECE over the draws; NaN when there is no data.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if len(proba) == 0:
+        return float("nan")
+    confidence = proba.max(axis=1)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct = np.random.default_rng(seed).random((n_resamples, len(confidence))) < confidence
+    hits = np.stack([np.bincount(bins, weights=draw, minlength=n_bins) for draw in correct])
+    return float(np.abs(hits - mean_confidence).sum(axis=1).mean() / len(confidence))
+
+
 def warn_if_too_small(y: np.ndarray, n_classes: int, *, stacklevel: int = 2) -> bool:
     """Warn (``UserWarning``) when a calibration split is too small to calibrate reliably.
 
@@ -252,8 +292,9 @@ def calibrate_heads(
         One row per head: ``layer``, ``temperature``, ``accuracy``, ``ece_before``,
         ``ece_after``, ``nll_before``, ``nll_after``, ``ece_after_low`` and
         ``ece_after_high`` (a 90% bootstrap interval of ``ece_after``, see
-        :func:`ece_interval`) and ``n_rows`` (size of the split); the metrics are
-        NaN without rows.
+        :func:`ece_interval`), ``ece_noise_floor`` (the ECE a perfectly
+        calibrated head would show here, see :func:`ece_noise_floor`) and
+        ``n_rows`` (size of the split); the metrics are NaN without rows.
     """
     if stacklevel is not None:
         warn_if_too_small(y, logits.shape[-1], stacklevel=stacklevel + 1)
@@ -271,9 +312,19 @@ def calibrate_heads(
                 "nll_after": negative_log_likelihood(head_logits, y, t),
             }
             metrics["ece_after_low"], metrics["ece_after_high"] = ece_interval(scaled, y)
+            metrics["ece_noise_floor"] = ece_noise_floor(scaled)
         else:
             metrics = dict.fromkeys(
-                ("accuracy", "ece_before", "ece_after", "nll_before", "nll_after", "ece_after_low", "ece_after_high"),
+                (
+                    "accuracy",
+                    "ece_before",
+                    "ece_after",
+                    "nll_before",
+                    "nll_after",
+                    "ece_after_low",
+                    "ece_after_high",
+                    "ece_noise_floor",
+                ),
                 np.nan,
             )
         records.append({"layer": layer, "temperature": t, **metrics, "n_rows": len(y)})

@@ -484,7 +484,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             ``accuracy``, ``ece_before`` (temperature 1), ``ece_after`` (with
             ``temperature``), ``ece_fit_temperature`` (with ``fit_temperature``:
             what the backend would give without a refit), ``nll_before``,
-            ``nll_after``, ``ece_after_low``/``ece_after_high``, ``n_rows`` and
+            ``nll_after``, ``ece_after_low``/``ece_after_high``, ``ece_noise_floor``, ``n_rows`` and
             ``refitted`` (whether ``temperature`` was refitted on this backend's
             logits), all on the calibration split. ``ece_after`` is measured on the
             rows the temperature was fitted on (optimistic): check ECE on held-out

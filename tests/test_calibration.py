@@ -6,6 +6,7 @@ import pytest
 from skearly.calibration import (
     calibrated_proba,
     ece_interval,
+    ece_noise_floor,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
@@ -77,6 +78,28 @@ def test_ece_interval_is_reproducible_and_narrows_with_rows():
     assert np.isnan(ece_interval(np.empty((0, 3)), np.empty(0, dtype=int))).all()
 
 
+def test_ece_noise_floor_is_the_ece_of_a_perfectly_calibrated_head():
+    rng = np.random.default_rng(5)
+
+    def sample_proba(n):
+        return calibrated_proba(rng.normal(scale=2.0, size=(n, 3)), 1.0)
+
+    proba = sample_proba(1000)
+    floor = ece_noise_floor(proba)
+    assert floor == ece_noise_floor(proba)  # fixed seed
+    # labels drawn from the probabilities themselves: calibrated by construction, yet their ECE is the floor
+    drawn = [expected_calibration_error(proba, np.array([rng.choice(3, p=p) for p in proba])) for _ in range(60)]
+    assert 0.01 < floor < 0.06
+    assert abs(np.mean(drawn) - floor) < 0.15 * floor
+    # the floor shrinks as 1/sqrt(rows)
+    assert ece_noise_floor(sample_proba(16000)) < 0.4 * floor
+    # an overconfident head sits far above its floor
+    sharp = calibrated_proba(np.log(proba), 0.3)
+    y = np.array([rng.choice(3, p=p) for p in proba])
+    assert expected_calibration_error(sharp, y) > 3 * ece_noise_floor(sharp)
+    assert np.isnan(ece_noise_floor(np.empty((0, 3))))
+
+
 def test_small_calibration_split_warns_with_its_size():
     with pytest.warns(UserWarning, match=r"only 60 rows \(fewest in one class: 30\).*at least 100 rows"):
         assert warn_if_too_small(np.arange(60) % 2, 2)
@@ -94,6 +117,7 @@ def test_calibration_report_has_the_interval_columns(fitted):
     report = fitted.calibration_report_
     first = ["layer", "temperature", "accuracy", "ece_before", "ece_after", "nll_before", "nll_after"]
     assert list(report.columns[: len(first)]) == first
-    assert {"ece_after_low", "ece_after_high", "n_rows"} <= set(report.columns)
+    assert {"ece_after_low", "ece_after_high", "ece_noise_floor", "n_rows"} <= set(report.columns)
+    assert (report["ece_noise_floor"] > 0).all()
     assert (report["ece_after_low"] <= report["ece_after_high"]).all()
     assert (report["nll_after"] <= report["nll_before"] + 1e-12).all()

@@ -39,6 +39,7 @@ def test_fit_learns_the_task_and_sets_fitted_attributes(fitted, toy_data):
         "nll_after",
         "ece_after_low",
         "ece_after_high",
+        "ece_noise_floor",
         "n_rows",
     ]
     # temperature scaling minimises NLL on the calibration split: it can only improve it
