@@ -157,7 +157,7 @@ def run(encoder_key: str, dataset: str, args) -> pd.DataFrame:
     sparse = fit(encoder, X_train, y_train, max_length, args, head_layers=sparse_layout(n_layers))
     fit_seconds["sparse"] = sparse.fit_time_
     rows += curve_rows(sparse, X_test, y_test, X_b64, X_b1, args, "sparse", time_it=True)
-    for k in sparse.head_layers_[:-1]:
+    for k in () if args.skip_truncated else sparse.head_layers_[:-1]:
         rows.append(
             truncated_row(encoder, k, X_train, y_train, X_test, y_test, X_b64, X_b1, max_length, args, n_layers)
         )
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--skip-every-layer", action="store_true", help="fit only the sparse layout (the every-layer curve is untimed)"
+    )
+    parser.add_argument(
+        "--skip-truncated", action="store_true", help="fit no truncated baselines (early exit's own curve only)"
     )
     parser.add_argument("--tag", default="", help="suffix of the output names: paper_<encoder>_<tag>.*")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
