@@ -22,6 +22,7 @@ split of that size: an ECE near its floor is sampling noise, not miscalibration.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,23 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return t
 
 
+def _check_positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _binned_gap(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
+    """``sum_b |hits(B_b) - confidence(B_b)| / n`` over ``n_bins`` equal-width confidence bins.
+
+    ``correct`` is one row of 0/1 outcomes per sample, or several rows (one
+    result each): the binned ECE, written as sums per bin.
+    """
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    confidence_sums = np.bincount(bins, weights=confidence, minlength=n_bins)
+    hits = np.stack([np.bincount(bins, weights=row, minlength=n_bins) for row in np.atleast_2d(correct)])
+    return np.abs(hits - confidence_sums).sum(axis=1) / len(confidence)
+
+
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error of the top-class confidence, with ``n_bins`` equal-width bins.
 
@@ -113,17 +131,17 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 1
     -------
     float
         ``sum_b |B_b|/n * |accuracy(B_b) - confidence(B_b)|``; NaN when there is no data.
+
+    Raises
+    ------
+    ValueError
+        If ``n_bins`` is not an integer >= 1.
     """
+    _check_positive_int(n_bins, "n_bins")
     if len(y) == 0:
         return float("nan")
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        in_bin = bins == b
-        total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(total / len(y))
+    proba = np.asarray(proba)
+    return float(_binned_gap(proba.max(axis=1), proba.argmax(axis=1) == np.asarray(y), n_bins)[0])
 
 
 def calibrated_head_proba(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
@@ -217,16 +235,20 @@ def ece_noise_floor(proba: np.ndarray, *, n_bins: int = 15, n_resamples: int = 2
     -------
     float
         Mean ECE over the draws; NaN when there is no data.
+
+    Raises
+    ------
+    ValueError
+        If ``n_bins`` or ``n_resamples`` is not an integer >= 1.
     """
+    _check_positive_int(n_bins, "n_bins")
+    _check_positive_int(n_resamples, "n_resamples")
     proba = np.asarray(proba, dtype=np.float64)
     if len(proba) == 0:
         return float("nan")
     confidence = proba.max(axis=1)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins)
     correct = np.random.default_rng(seed).random((n_resamples, len(confidence))) < confidence
-    hits = np.stack([np.bincount(bins, weights=draw, minlength=n_bins) for draw in correct])
-    return float(np.abs(hits - mean_confidence).sum(axis=1).mean() / len(confidence))
+    return float(_binned_gap(confidence, correct, n_bins).mean())
 
 
 def warn_if_too_small(y: np.ndarray, n_classes: int, *, stacklevel: int = 2) -> bool:

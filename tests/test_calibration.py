@@ -100,6 +100,29 @@ def test_ece_noise_floor_is_the_ece_of_a_perfectly_calibrated_head():
     assert np.isnan(ece_noise_floor(np.empty((0, 3))))
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "15"])
+def test_ece_functions_reject_a_bad_bin_or_draw_count(bad):
+    proba, y = np.array([[0.8, 0.2], [0.3, 0.7]]), np.array([0, 0])
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+        expected_calibration_error(proba, y, n_bins=bad)
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+        ece_noise_floor(proba, n_bins=bad)
+    with pytest.raises(ValueError, match="n_resamples must be an integer >= 1"):
+        ece_noise_floor(proba, n_resamples=bad)
+
+
+def test_ece_matches_the_per_bin_definition():
+    rng = np.random.default_rng(11)
+    proba = calibrated_proba(rng.normal(scale=2.0, size=(500, 4)), 1.0)
+    y = rng.integers(0, 4, size=500)
+    confidence, correct = proba.max(1), proba.argmax(1) == y
+    bins = np.clip(np.ceil(confidence * 15).astype(int) - 1, 0, 14)
+    expected = sum(
+        (bins == b).sum() * abs(correct[bins == b].mean() - confidence[bins == b].mean()) for b in np.unique(bins)
+    ) / len(y)
+    assert abs(expected_calibration_error(proba, y) - expected) < 1e-12
+
+
 def test_small_calibration_split_warns_with_its_size():
     with pytest.warns(UserWarning, match=r"only 60 rows \(fewest in one class: 30\).*at least 100 rows"):
         assert warn_if_too_small(np.arange(60) % 2, 2)
