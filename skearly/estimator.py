@@ -120,12 +120,13 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     learning_rate : float, default=5e-5
         Peak AdamW learning rate (of the encoder, and of the exit heads unless
         ``head_learning_rate`` is set).
-    head_learning_rate : float or None, default=None
+    head_learning_rate : float or None, default=1e-3
         Peak learning rate of the exit heads, which start from random weights while
-        the encoder is pretrained. ``None`` uses ``learning_rate`` for both, as the
-        paper does. On short fine-tunes (a few hundred steps) the early heads then
-        stay undertrained; a rate 20x higher (``1e-3``) trains them in time (see
-        the user guide, "Choosing a training objective").
+        the encoder is pretrained: 20x the encoder's default rate, so that the
+        early heads are trained in time even on short fine-tunes (a few hundred
+        steps). ``None`` uses ``learning_rate`` for both, as the paper does; on
+        five data sets that cost up to 6 points of full-depth accuracy and most of
+        the early-exit speed-up (see the user guide, "The exit heads' learning rate").
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio : float, default=0.1
@@ -245,7 +246,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         backend: str | InferenceBackend = "torch",
         epochs: int = 2,
         learning_rate: float = 5e-5,
-        head_learning_rate: float | None = None,
+        head_learning_rate: float | None = 1e-3,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         calibration_size: float = 0.1,
