@@ -35,7 +35,9 @@ Two stages, so that only the timing holds the machine-wide timing lock::
 
 Outputs ``<out>/objectives.csv`` (one row per dataset and objective),
 ``<out>/objectives_curves.csv`` (every exit-curve row), ``<out>/objectives.md`` and
-``<out>/objectives.png``. ``--quick`` makes a smoke run in a few minutes.
+``<out>/objectives.png`` (``objectives_<tag>.*`` with ``--tag``). ``--seed`` fits with another
+``random_state`` (the data splits stay the same) into its own model folders, to see how much
+a comparison moves from one seed to the next. ``--quick`` makes a smoke run in a few minutes.
 """
 
 from __future__ import annotations
@@ -105,6 +107,11 @@ def environment() -> str:
     )
 
 
+def model_folder(args, name: str, objective: str) -> Path:
+    """Where one fitted model lives in ``--work`` (seed 0 keeps the original names)."""
+    return args.work / (f"{name}-{objective}" + (f"-seed{args.seed}" if args.seed else ""))
+
+
 def load(name: str, args) -> tuple[list, list, np.ndarray, np.ndarray]:
     return DATASETS[name](args.n_train, args.n_test)
 
@@ -172,7 +179,7 @@ def fit_stage(args) -> None:
     for name in args.datasets:
         X_train, X_test, y_train, y_test = load(name, args)
         for objective in args.objectives:
-            folder = args.work / f"{name}-{objective}"
+            folder = model_folder(args, name, objective)
             folder.mkdir(parents=True, exist_ok=True)
             try:  # claim the model, so that several fit processes can share the list
                 os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL))
@@ -186,7 +193,7 @@ def fit_stage(args) -> None:
                 head_learning_rate=args.head_learning_rate if own_head_rate else None,
                 max_length=args.max_length,
                 calibration_size=args.calibration_size,
-                random_state=0,
+                random_state=args.seed,
                 verbose=args.verbose,
             )
             clf.fit(X_train, y_train)
@@ -220,7 +227,7 @@ def time_stage(args) -> None:
     for name in args.datasets:
         _, X_test, _, y_test = load(name, args)
         for objective in args.objectives:
-            folder = args.work / f"{name}-{objective}"
+            folder = model_folder(args, name, objective)
             if not (folder / "done.json").exists():
                 print(f"{name} / {objective}: not fitted, left out", flush=True)
                 continue
@@ -303,8 +310,9 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
     base = table[table["objective"] == "sum"].set_index("dataset")
     table["speedup_vs_sum"] = table["p1_measured_speedup_b64"] / table["dataset"].map(base["p1_measured_speedup_b64"])
     table["full_accuracy_delta_points"] = 100 * (table["full_accuracy"] - table["dataset"].map(base["full_accuracy"]))
-    table.to_csv(out / "objectives.csv", index=False)
-    curves.to_csv(out / "objectives_curves.csv", index=False)
+    stem = f"objectives_{args.tag}" if args.tag else "objectives"
+    table.to_csv(out / f"{stem}.csv", index=False)
+    curves.to_csv(out / f"{stem}_curves.csv", index=False)
     shown = [
         "dataset",
         "objective",
@@ -358,7 +366,8 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         f"(BBC News: {min(args.n_train, 2127 - args.n_test)}; {args.epochs} epochs; head_learning_rate="
         f"{args.head_learning_rate} except sum_paper_lr (heads at the encoder's rate); max_length={args.max_length}; "
         f"calibration_size={args.calibration_size}, so "
-        f"{int(np.ceil(args.calibration_size * args.n_train))} calibration rows), random_state=0; test "
+        f"{int(np.ceil(args.calibration_size * args.n_train))} calibration rows), "
+        f"random_state={args.seed} (train/test split: seed 0); test "
         f"{args.n_test} rows. Exit rule: calibrated max probability. P1 = the threshold with the largest "
         "layer speed-up whose test accuracy is within 1 point of the same model's full depth (picked on the "
         "test split from a 0.30-1.00 grid by `exit_curve`). `p1_measured_speedup_b64` = wall-clock seconds of "
@@ -386,10 +395,10 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "",
         calib[ece_cols].to_markdown(index=False, floatfmt=".4f"),
         "",
-        "![objectives](objectives.png)",
+        f"![objectives]({stem}.png)",
     ]
-    (out / "objectives.md").write_text("\n".join(lines) + "\n")
-    plot(table, curves, out / "objectives.png")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    plot(table, curves, out / f"{stem}.png")
     print("\n".join(lines[6:10]), flush=True)
 
 
@@ -431,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--head-learning-rate", type=float, default=None, help="the estimator's head_learning_rate")
     parser.add_argument("--max-length", type=int, default=128, help="the estimator's max_length")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    parser.add_argument("--seed", type=int, default=0, help="estimator random_state (train/test split fixed)")
+    parser.add_argument("--tag", default="", help="outputs objectives_<tag>.* instead of objectives.*")
     parser.add_argument(
         "--ece-rows", type=int, default=4000, help="rows of the larger held-out split the ECE is also measured on"
     )
