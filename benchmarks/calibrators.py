@@ -35,13 +35,11 @@ from scipy.special import log_softmax, softmax
 from sklearn.isotonic import IsotonicRegression
 
 sys.path.insert(0, str(Path(__file__).parent))
-from objectives import DATASETS, environment  # noqa: E402
+from objectives import DATASETS, encode, environment, head_logits  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
-from skearly._batching import tokenize  # noqa: E402
 from skearly.backend_calibration import unpack_calibration_inputs  # noqa: E402
 from skearly.calibration import ece_noise_floor, expected_calibration_error, fit_temperature  # noqa: E402
-from skearly.layer_pass import all_head_logits  # noqa: E402
 
 Calibrator = Callable[[np.ndarray], np.ndarray]
 
@@ -80,19 +78,12 @@ def fit_isotonic(logits: np.ndarray, y: np.ndarray, temperature: float) -> Calib
     return apply
 
 
-def head_logits(clf: EarlyExitTextClassifier, encoded) -> np.ndarray:
-    with torch.inference_mode():
-        return np.asarray(all_head_logits(clf.network_, encoded, 64, torch.device("cpu")), dtype=np.float64)
-
-
 def rows_for(folder: Path, name: str, args) -> list[dict]:
     clf = EarlyExitTextClassifier.load(folder / "model")
     _, X, _, y = DATASETS[name](args.n_train, args.n_test, args.ece_rows)
-    pairs = len(X) > 0 and isinstance(X[0], tuple)
-    first, second = ([a for a, _ in X], [b for _, b in X]) if pairs else (X, None)
     encoded, y_cal = unpack_calibration_inputs(clf.calibration_inputs_)
     y_cal, y_held = np.asarray(y_cal), np.searchsorted(clf.classes_, y)
-    cal, held = head_logits(clf, encoded), head_logits(clf, tokenize(clf.tokenizer_, first, second, clf.max_length))
+    cal, held = head_logits(clf, encoded), head_logits(clf, encode(clf, X))
     rows = []
     for layer, lc, lh in zip(clf.head_layers_, cal, held, strict=True):
         t = fit_temperature(lc, y_cal)

@@ -131,18 +131,28 @@ def area_under_curve(curve: pd.DataFrame) -> float:
     return float(np.trapezoid(y, x) / (x[-1] - x[0])) if x[-1] > x[0] else float(y[0])
 
 
+def encode(clf: EarlyExitTextClassifier, X):
+    """Tokenize rows ``X`` (texts, or ``(text, text)`` pairs) as the fitted model does."""
+    pairs = len(X) > 0 and isinstance(X[0], tuple)
+    first, second = ([a for a, _ in X], [b for _, b in X]) if pairs else (X, None)
+    return tokenize(clf.tokenizer_, first, second, clf.max_length)
+
+
+def head_logits(clf: EarlyExitTextClassifier, encoded) -> np.ndarray:
+    """Uncalibrated logits of every head on tokenized rows (one pass through all layers)."""
+    with torch.inference_mode():
+        return np.asarray(all_head_logits(clf.network_, encoded, 64, torch.device("cpu")), dtype=np.float64)
+
+
 def head_proba(clf: EarlyExitTextClassifier, encoded) -> np.ndarray:
     """Calibrated probabilities of every head on tokenized rows (one pass through all layers)."""
-    with torch.inference_mode():
-        logits = all_head_logits(clf.network_, encoded, 64, torch.device("cpu"))
+    logits = head_logits(clf, encoded)
     return np.stack([calibrated_proba(head, t) for head, t in zip(logits, clf.temperatures_, strict=True)])
 
 
 def _ece_and_floor(clf: EarlyExitTextClassifier, X, y) -> tuple[list[float], list[float]]:
     """Per-exit ECE of rows ``X`` (texts or pairs) with labels ``y``, and its noise floor."""
-    pairs = len(X) > 0 and isinstance(X[0], tuple)
-    first, second = ([a for a, _ in X], [b for _, b in X]) if pairs else (X, None)
-    proba = head_proba(clf, tokenize(clf.tokenizer_, first, second, clf.max_length))
+    proba = head_proba(clf, encode(clf, X))
     y_index = np.searchsorted(clf.classes_, y)
     return [expected_calibration_error(p, y_index) for p in proba], [ece_noise_floor(p) for p in proba]
 
@@ -232,12 +242,14 @@ def time_stage(args) -> None:
                 print(f"{name} / {objective}: not fitted, left out", flush=True)
                 continue
             meta = json.loads((folder / "done.json").read_text())
-            if "test_ece_floor" not in meta:  # fitted by an older version of this script
-                meta.update(calibration_check(EarlyExitTextClassifier.load(folder / "model"), X_test, y_test))
-                (folder / "done.json").write_text(json.dumps(meta))
-            if meta.get("heldout_request") != args.ece_rows:  # not measured yet, or on another size
-                meta.update(heldout_check(EarlyExitTextClassifier.load(folder / "model"), name, args))
-                meta["heldout_request"] = args.ece_rows
+            stale_test = "test_ece_floor" not in meta  # fitted by an older version of this script
+            stale_heldout = meta.get("heldout_request") != args.ece_rows  # not measured yet, or on another size
+            if stale_test or stale_heldout:
+                model = EarlyExitTextClassifier.load(folder / "model")
+                if stale_test:
+                    meta.update(calibration_check(model, X_test, y_test))
+                if stale_heldout:
+                    meta.update(heldout_check(model, name, args), heldout_request=args.ece_rows)
                 (folder / "done.json").write_text(json.dumps(meta))
             curve = pd.read_csv(folder / "curve.csv")
             calib = pd.read_csv(folder / "calibration.csv")
