@@ -131,6 +131,26 @@ def test_head_layers_subset(tiny_encoder, toy_data):
     assert set(np.unique(clf.exit_layers_)) <= {2, 3}
 
 
+@pytest.mark.parametrize(("params", "head_rate"), [({}, 1e-3), ({"head_learning_rate": None}, 3e-3)])
+def test_heads_learn_at_1e_3_by_default_and_at_the_encoder_rate_with_none(
+    tiny_encoder, toy_data, monkeypatch, params, head_rate
+):
+    import skearly.training
+
+    rates = []
+    build = skearly.training._optimizer
+
+    def spy(network, config):
+        optimizer = build(network, config)
+        rates.append({group["lr"] for group in optimizer.param_groups})
+        return optimizer
+
+    monkeypatch.setattr(skearly.training, "_optimizer", spy)
+    X_train, y_train, _, _ = toy_data
+    tiny_classifier(tiny_encoder, epochs=1, **params).fit(X_train[:64], y_train[:64])
+    assert rates == [{3e-3, head_rate}]
+
+
 def test_random_state_makes_fits_bit_identical(tiny_encoder, toy_data):
     X_train, y_train, X_test, _ = toy_data
     a = tiny_classifier(tiny_encoder, epochs=1, random_state=7).fit(X_train, y_train).set_params(threshold=0.7)
