@@ -81,6 +81,7 @@ class FitParams:
     mixed_precision: bool
     objective: TrainingObjective = SummedCrossEntropy()
     head_learning_rate: float | None = None
+    max_grad_norm: float | None = None
 
 
 @dataclass
@@ -251,6 +252,7 @@ def fit_network(
                 verbose,
                 params.objective,
                 params.head_learning_rate,
+                params.max_grad_norm,
             ),
             rng=np.random.default_rng(params.seed),
             device=device,

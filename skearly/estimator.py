@@ -127,6 +127,15 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         steps). ``None`` uses ``learning_rate`` for both, as the paper does; on
         five data sets that cost up to 6 points of full-depth accuracy and most of
         the early-exit speed-up (see the user guide, "The exit heads' learning rate").
+    max_grad_norm : float or None, default=None
+        Clip the global gradient norm (all parameters together) to this value at
+        every step; ``None`` does not clip. Clipping is off by default because,
+        with one summed loss over several heads, the deep layers' gradients set
+        the global norm, so clipping at the usual single-head value (1.0) also
+        shrinks the updates the shallow heads need: on Rotten Tomatoes with the
+        12-layer MPNet encoder the first head reached 0.66 accuracy with
+        clipping at 1.0 against 0.70 without, as good as a model fine-tuned for
+        that layer alone (see the user guide, "Gradient clipping").
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio : float, default=0.1
@@ -159,7 +168,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         The key is the training data, every other parameter that shapes the fit
         (``encoder`` and the size and modification time of its files,
         ``head_layers``, ``objective``, ``max_length``, ``batch_size``, ``epochs``,
-        ``learning_rate``, ``head_learning_rate``, ``weight_decay``, ``warmup_ratio``,
+        ``learning_rate``, ``head_learning_rate``, ``max_grad_norm``, ``weight_decay``, ``warmup_ratio``,
         ``calibration_size``, ``pooling``, ``dropout``, ``random_state``,
         ``mixed_precision`` and the device type), never the predict-time
         parameters, ``verbose`` or ``memory`` itself. Only seeded fits are
@@ -247,6 +256,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         epochs: int = 2,
         learning_rate: float = 5e-5,
         head_learning_rate: float | None = 1e-3,
+        max_grad_norm: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         calibration_size: float = 0.1,
@@ -272,6 +282,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.head_learning_rate = head_learning_rate
+        self.max_grad_norm = max_grad_norm
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.calibration_size = calibration_size
@@ -308,6 +319,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         check_number("learning_rate", self.learning_rate, kind=float, low=0, low_open=True)
         if self.head_learning_rate is not None:
             check_number("head_learning_rate", self.head_learning_rate, kind=float, low=0, low_open=True)
+        if self.max_grad_norm is not None:
+            check_number("max_grad_norm", self.max_grad_norm, kind=float, low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, kind=float, low=0)
         check_number("warmup_ratio", self.warmup_ratio, kind=float, low=0, high=1)
         check_number("calibration_size", self.calibration_size, kind=float, low=0, high=1, high_open=True)
@@ -394,6 +407,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             mixed_precision=bool(self.mixed_precision),
             objective=resolve_objective(self.objective),
             head_learning_rate=None if self.head_learning_rate is None else float(self.head_learning_rate),
+            max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
         )
         result, from_cache, fit_key = cached_fit_network(
             memory, first, second, y, params, device=device, verbose=self.verbose

@@ -29,6 +29,7 @@ class TrainingConfig:
     verbose: int = 0
     objective: TrainingObjective = field(default_factory=SummedCrossEntropy)
     head_learning_rate: float | None = None
+    max_grad_norm: float | None = None
 
 
 def _optimizer(network: MultiExitNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -125,8 +126,9 @@ def train_jointly(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                if config.max_grad_norm is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(network.parameters(), config.max_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()

@@ -151,6 +151,23 @@ def test_heads_learn_at_1e_3_by_default_and_at_the_encoder_rate_with_none(
     assert rates == [{3e-3, head_rate}]
 
 
+@pytest.mark.parametrize(("params", "clipped_at"), [({}, []), ({"max_grad_norm": 1.0}, [1.0, 1.0])])
+def test_fit_clips_gradients_only_when_max_grad_norm_is_set(tiny_encoder, toy_data, monkeypatch, params, clipped_at):
+    calls = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        calls.append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    X_train, y_train, _, _ = toy_data
+    tiny_classifier(tiny_encoder, epochs=1, batch_size=32, calibration_size=0.0, **params).fit(
+        X_train[:64], y_train[:64]
+    )
+    assert calls == clipped_at  # 64 rows, batch 32: two steps
+
+
 def test_random_state_makes_fits_bit_identical(tiny_encoder, toy_data):
     X_train, y_train, X_test, _ = toy_data
     a = tiny_classifier(tiny_encoder, epochs=1, random_state=7).fit(X_train, y_train).set_params(threshold=0.7)

@@ -94,6 +94,7 @@ def test_cached_and_uncached_fits_predict_identically(tiny_encoder, toy_data, tm
     [
         {"learning_rate": 1e-3},
         {"head_learning_rate": 1e-2},
+        {"max_grad_norm": 1.0},
         {"epochs": 2},
         {"max_length": 16},
         {"batch_size": 32},

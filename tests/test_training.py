@@ -60,3 +60,44 @@ def test_without_head_learning_rate_every_parameter_learns_at_learning_rate(tiny
     config = TrainingConfig(epochs=1, batch_size=16, learning_rate=1e-4, weight_decay=0.01, warmup_ratio=0.1)
     groups = _optimizer(network, config).param_groups
     assert {group["lr"] for group in groups} == {1e-4} and len(groups) == 2
+
+
+def _clip_calls(monkeypatch, tiny_encoder, max_grad_norm):
+    """Train one epoch with ``max_grad_norm``; return (calls to clip_grad_norm_, steps)."""
+    network, encoded, y = _setup(tiny_encoder)
+    calls = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        calls.append((max_norm, len(parameters)))
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    config = TrainingConfig(
+        epochs=1, batch_size=16, learning_rate=1e-4, weight_decay=0.01, warmup_ratio=0.1, max_grad_norm=max_grad_norm
+    )
+    train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    return calls, len(list(network.parameters()))
+
+
+def test_max_grad_norm_clips_the_global_norm_of_every_parameter_at_every_step(monkeypatch, tiny_encoder):
+    calls, n_params = _clip_calls(monkeypatch, tiny_encoder, 0.5)
+    assert calls == [(0.5, n_params)] * 6  # 96 rows / batch 16
+
+
+def test_no_max_grad_norm_never_clips(monkeypatch, tiny_encoder):
+    calls, _ = _clip_calls(monkeypatch, tiny_encoder, None)
+    assert calls == []
+
+
+def test_clipping_changes_the_trained_weights(tiny_encoder):
+    weights = []
+    for max_grad_norm in (None, 1e-3):
+        network, encoded, y = _setup(tiny_encoder)
+        config = TrainingConfig(
+            epochs=1, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_ratio=0.1, max_grad_norm=max_grad_norm
+        )
+        train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+        weights.append(network.heads[0].out.weight.detach().clone())
+    assert not torch.allclose(weights[0], weights[1])

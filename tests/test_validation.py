@@ -63,6 +63,8 @@ def test_threshold_of_wrong_type(fitted):
         ({"learning_rate": 0.0}, ValueError, "learning_rate"),
         ({"head_learning_rate": -1e-3}, ValueError, "head_learning_rate"),
         ({"head_learning_rate": "fast"}, TypeError, "head_learning_rate"),
+        ({"max_grad_norm": 0.0}, ValueError, "max_grad_norm"),
+        ({"max_grad_norm": "1.0"}, TypeError, "max_grad_norm"),
         ({"max_length": 1.5}, TypeError, "max_length"),
         ({"calibration_size": 1.0}, ValueError, "calibration_size"),
         ({"pooling": "max"}, ValueError, "pooling"),
