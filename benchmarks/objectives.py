@@ -7,7 +7,9 @@ pairs and BBC News topics from :mod:`skearly.datasets`) and each objective
 from the final head; ``distill_t1``, ``distill_t4`` and ``distill_a025`` are
 ``SelfDistillation`` with ``temperature=1``, ``temperature=4`` and ``alpha=0.25``;
 every objective uses ``--head-learning-rate`` for the heads, except
-``sum_paper_lr``, the paper's recipe: the summed loss with one learning rate), the script
+``sum_paper_lr``, the paper's recipe: the summed loss with one learning rate; every objective
+trains without gradient clipping, the estimator's default, except ``sum_clip1``: the summed loss
+with the global gradient norm clipped at 1.0, as every fit did before ``max_grad_norm``), the script
 fine-tunes :class:`skearly.EarlyExitTextClassifier` on the packaged
 all-MiniLM-L6-v2 encoder (same data, seed and budget for every objective) and
 measures on the held-out test split:
@@ -83,17 +85,19 @@ DATASETS = {
     "snli": lambda n, m, rows=None: load_snli(n_train=n, n_test=rows or m),
     "bbc_news": lambda n, m, rows=None: load_bbc_news(n_train=min(n, 2127 - m), n_test=rows or m),
 }
-#: name in the tables -> (the estimator's ``objective``, whether the heads get ``--head-learning-rate``);
-#: ``sum_paper_lr`` is the paper's recipe: the summed loss with one learning rate for encoder and heads
+#: name in the tables -> (the estimator's ``objective``, whether the heads get ``--head-learning-rate``,
+#: the estimator's ``max_grad_norm``); ``sum_paper_lr`` is the paper's recipe: the summed loss with one
+#: learning rate for encoder and heads; ``sum_clip1`` clips the global gradient norm at 1.0
 OBJECTIVES = {
-    "sum": ("sum", True),
-    "depth_weighted": ("depth_weighted", True),
-    "distill": ("distill", True),
-    "distill_a1": (SelfDistillation(alpha=1.0), True),
-    "distill_t1": (SelfDistillation(temperature=1.0), True),
-    "distill_t4": (SelfDistillation(temperature=4.0), True),
-    "distill_a025": (SelfDistillation(alpha=0.25), True),
-    "sum_paper_lr": ("sum", False),
+    "sum": ("sum", True, None),
+    "depth_weighted": ("depth_weighted", True, None),
+    "distill": ("distill", True, None),
+    "distill_a1": (SelfDistillation(alpha=1.0), True, None),
+    "distill_t1": (SelfDistillation(temperature=1.0), True, None),
+    "distill_t4": (SelfDistillation(temperature=4.0), True, None),
+    "distill_a025": (SelfDistillation(alpha=0.25), True, None),
+    "sum_paper_lr": ("sum", False, None),
+    "sum_clip1": ("sum", True, 1.0),
 }
 THRESHOLDS = sorted({round(t, 3) for t in (*np.arange(0.30, 0.995, 0.01), 0.995, 0.999, 1.0)}, reverse=True)
 
@@ -196,9 +200,10 @@ def fit_stage(args) -> None:
             except FileExistsError:
                 print(f"{name} / {objective}: fitted (or being fitted) by another run", flush=True)
                 continue
-            spec, own_head_rate = OBJECTIVES[objective]
+            spec, own_head_rate, max_grad_norm = OBJECTIVES[objective]
             clf = EarlyExitTextClassifier(
                 objective=spec,
+                max_grad_norm=max_grad_norm,
                 epochs=args.epochs,
                 head_learning_rate=args.head_learning_rate if own_head_rate else None,
                 max_length=args.max_length,
@@ -376,7 +381,8 @@ def write_outputs(table: pd.DataFrame, curves: pd.DataFrame, calib: pd.DataFrame
         "",
         f"Each model: all-MiniLM-L6-v2 (6 layers, a head after every layer), {args.n_train} training rows "
         f"(BBC News: {min(args.n_train, 2127 - args.n_test)}; {args.epochs} epochs; head_learning_rate="
-        f"{args.head_learning_rate} except sum_paper_lr (heads at the encoder's rate); max_length={args.max_length}; "
+        f"{args.head_learning_rate} except sum_paper_lr (heads at the encoder's rate); no gradient clipping "
+        f"except sum_clip1 (max_grad_norm=1.0); max_length={args.max_length}; "
         f"calibration_size={args.calibration_size}, so "
         f"{int(np.ceil(args.calibration_size * args.n_train))} calibration rows), "
         f"random_state={args.seed} (train/test split: seed 0); test "
