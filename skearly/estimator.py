@@ -827,7 +827,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        from .persistence import PARAMS_OF_OLDER_MODELS
+
         snapshot = state.pop("_network_snapshot", None)
+        state = {**PARAMS_OF_OLDER_MODELS, **state}  # a pickle from before a parameter existed
         super().__setstate__(state)
         if snapshot is not None:
             self.network_ = MultiExitNetwork.from_snapshot(snapshot)

@@ -78,3 +78,13 @@ def test_pickle_and_joblib_keep_the_calibration_inputs(fitted, round_trip):
     np.testing.assert_array_equal(
         again.calibration_report("int8")["temperature"], clf.calibration_report("int8")["temperature"]
     )
+
+
+def test_a_pickle_from_before_max_grad_norm_existed_gets_the_clipping_it_was_fitted_with(fitted):
+    clf = copy.deepcopy(fitted).set_params(max_grad_norm=3.0)
+    assert pickle.loads(pickle.dumps(clf)).get_params()["max_grad_norm"] == 3.0
+    state = clf.__getstate__()
+    del state["max_grad_norm"]  # as pickled by a skearly without the parameter
+    old = type(clf).__new__(type(clf))
+    old.__setstate__(state)
+    assert old.get_params()["max_grad_norm"] == 1.0

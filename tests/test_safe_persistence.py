@@ -390,3 +390,15 @@ def test_model_saved_without_calibration_inputs_loads_and_predicts(fitted, toy_d
         report = loaded.calibration_report()
     assert not report["refitted"].any()
     np.testing.assert_array_equal(report["temperature"], fitted.temperatures_)
+
+
+def test_a_folder_saved_before_max_grad_norm_existed_loads_with_the_clipping_it_was_fitted_with(saved, copy_of_saved):
+    import json
+
+    from skearly import EarlyExitTextClassifier
+
+    assert EarlyExitTextClassifier.load(saved).get_params()["max_grad_norm"] is None  # today's default round-trips
+    metadata = json.loads((copy_of_saved / METADATA_FILE).read_text())
+    del metadata["params"]["max_grad_norm"]
+    (copy_of_saved / METADATA_FILE).write_text(json.dumps(metadata))
+    assert EarlyExitTextClassifier.load(copy_of_saved).get_params()["max_grad_norm"] == 1.0
