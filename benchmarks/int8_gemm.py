@@ -66,7 +66,7 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def best_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs of enough calls to last ~0.2 s."""
     fn()
     start, calls = time.perf_counter(), 0
@@ -123,7 +123,7 @@ def measure(rows_list: list[int], repeats: int) -> pd.DataFrame:
                         kernels["onnxruntime fp32"] = partial(sessions[0].run, None, feed)
                         kernels["onnxruntime int8"] = partial(sessions[1].run, None, feed)
                     with torch.inference_mode():
-                        timings = {kernel: best_seconds(call, repeats) for kernel, call in kernels.items()}
+                        timings = {kernel: median_seconds(call, repeats) for kernel, call in kernels.items()}
                     for kernel, seconds in timings.items():
                         records.append(
                             {

@@ -78,7 +78,7 @@ def fit(encoder: str, X, y, max_length: int, args, head_layers) -> EarlyExitText
         max_length=max_length,
         epochs=args.epochs,
         head_learning_rate=args.head_learning_rate,
-        **({} if args.max_grad_norm is None else {"max_grad_norm": args.max_grad_norm}),
+        max_grad_norm=args.max_grad_norm,
         random_state=0,
         verbose=args.verbose,
     )
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         "--max-grad-norm",
         type=float,
         default=None,
-        help="the estimator's max_grad_norm for every model (default: the estimator's, no clipping)",
+        help="the estimator's max_grad_norm for every model (default: None, no clipping)",
     )
     parser.add_argument(
         "--max-length-cap", type=int, default=None, help="cut every input at this many tokens (default: per data set)"

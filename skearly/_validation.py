@@ -229,8 +229,14 @@ def check_number(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    optional: bool = False,
 ) -> Any:
-    """Check that parameter ``name`` is a ``kind`` (int or float) in the given range."""
+    """Check that parameter ``name`` is a ``kind`` (int or float) in the given range.
+
+    With ``optional``, ``None`` is accepted too (and returned as it is).
+    """
+    if optional and value is None:
+        return None
     wrong_type = isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real)
     if wrong_type:
         raise TypeError(f"{name} must be {'an int' if kind is int else 'a real number'}, got {value!r}.")

@@ -305,8 +305,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ validation
     def _check_fit_params(self) -> None:
         check_threshold(self.threshold)
-        if self.target_speedup is not None:
-            check_number("target_speedup", self.target_speedup, kind=float, low=1)
+        check_number("target_speedup", self.target_speedup, kind=float, low=1, optional=True)
         resolve_memory(self.memory)
         resolve_criterion(self.exit_criterion)
         resolve_objective(self.objective)
@@ -317,10 +316,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         resolve_backend(self.backend)
         check_number("epochs", self.epochs, kind=int, low=0)
         check_number("learning_rate", self.learning_rate, kind=float, low=0, low_open=True)
-        if self.head_learning_rate is not None:
-            check_number("head_learning_rate", self.head_learning_rate, kind=float, low=0, low_open=True)
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, kind=float, low=0, low_open=True)
+        check_number("head_learning_rate", self.head_learning_rate, kind=float, low=0, low_open=True, optional=True)
+        check_number("max_grad_norm", self.max_grad_norm, kind=float, low=0, low_open=True, optional=True)
         check_number("weight_decay", self.weight_decay, kind=float, low=0)
         check_number("warmup_ratio", self.warmup_ratio, kind=float, low=0, high=1)
         check_number("calibration_size", self.calibration_size, kind=float, low=0, high=1, high_open=True)

@@ -118,3 +118,14 @@ def test_empty_and_long_texts_are_predicted(fitted):
     clf = copy.deepcopy(fitted)
     texts = ["", "   ", "good " * 2000, "😀 مرحبا e\u0301"]
     assert clf.predict(texts).shape == (4,)
+
+
+def test_check_number_takes_none_only_when_optional():
+    from skearly._validation import check_number
+
+    assert check_number("max_grad_norm", None, kind=float, low=0, low_open=True, optional=True) is None
+    assert check_number("max_grad_norm", 2, kind=float, low=0, low_open=True, optional=True) == 2.0
+    with pytest.raises(TypeError, match="max_grad_norm"):
+        check_number("max_grad_norm", None, kind=float, low=0, low_open=True)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        check_number("max_grad_norm", -1.0, kind=float, low=0, low_open=True, optional=True)
