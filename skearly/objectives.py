@@ -101,6 +101,20 @@ class DepthWeighted(TrainingObjective):
         )
 
 
+class LayerWeighted(TrainingObjective):
+    """Cross-entropies weighted by ``layer ** power``, normalised to sum to 1 (scratch)."""
+
+    name = "layer_weighted"
+
+    def __init__(self, power: float = -1.0) -> None:
+        self.power = float(power)
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        weights = [float(layer) ** self.power for layer in exit_layers]
+        total = sum(weights)
+        return sum((w / total) * F.cross_entropy(head.float(), target) for w, head in zip(weights, logits, strict=True))
+
+
 class SelfDistillation(TrainingObjective):
     """Every early head also matches the final head's softened distribution (FastBERT-style, trained jointly).
 
@@ -121,16 +135,22 @@ class SelfDistillation(TrainingObjective):
 
     name = "distill"
 
-    def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
+    #: default for objects pickled before ``warmup_epochs`` existed
+    warmup_epochs = 0
+
+    def __init__(self, temperature: float = 2.0, alpha: float = 0.5, warmup_epochs: int = 0) -> None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+        self.warmup_epochs = int(warmup_epochs)
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """Labels for the final head, labels and the final head's soft targets for the others."""
+        if epoch < self.warmup_epochs:
+            return sum(F.cross_entropy(head.float(), target) for head in logits)
         final = logits[-1].float()
         t = self.temperature
         teacher = F.log_softmax(final.detach() / t, dim=1)
@@ -145,7 +165,7 @@ class SelfDistillation(TrainingObjective):
 
 #: Training objectives by alias (``EarlyExitTextClassifier(objective=name)``).
 OBJECTIVES: Registry[TrainingObjective] = Registry(TrainingObjective, "objective")
-for _cls in (SummedCrossEntropy, DepthWeighted, SelfDistillation):
+for _cls in (SummedCrossEntropy, DepthWeighted, LayerWeighted, SelfDistillation):
     OBJECTIVES.register(_cls)
 
 
