@@ -70,7 +70,7 @@ from skearly.backend_calibration import unpack_calibration_inputs  # noqa: E402
 from skearly.calibration import calibrated_proba, ece_noise_floor, expected_calibration_error  # noqa: E402
 from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
 from skearly.layer_pass import all_head_logits  # noqa: E402
-from skearly.objectives import LayerWeighted, SelfDistillation  # noqa: E402
+from skearly.objectives import ConfidenceWeighted, EnsembleDistillation, LayerWeighted, SelfDistillation  # noqa: E402
 
 #: name -> loader(n_train, n_test, rows): ``rows`` test rows (default ``n_test``) from the same split, so a
 #: larger held-out sample keeps the training rows of an ``(n_train, n_test)`` fit
@@ -101,6 +101,9 @@ OBJECTIVES = {
     "early_weighted": (LayerWeighted(-1.0), True, None),
     "distill_staged": (SelfDistillation(warmup_epochs=1), True, None),
     "distill_staged_a1": (SelfDistillation(alpha=1.0, warmup_epochs=1), True, None),
+    "early_weighted2": (LayerWeighted(-2.0), True, None),
+    "confidence_weighted": (ConfidenceWeighted(1.0), True, None),
+    "ensemble_distill": (EnsembleDistillation(), True, None),
 }
 THRESHOLDS = sorted({round(t, 3) for t in (*np.arange(0.30, 0.995, 0.01), 0.995, 0.999, 1.0)}, reverse=True)
 

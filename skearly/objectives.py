@@ -115,6 +115,44 @@ class LayerWeighted(TrainingObjective):
         return sum((w / total) * F.cross_entropy(head.float(), target) for w, head in zip(weights, logits, strict=True))
 
 
+class ConfidenceWeighted(TrainingObjective):
+    """Scratch: early heads' per-row CE weighted by their own detached p(y)**gamma (mean 1 per batch)."""
+
+    name = "confidence_weighted"
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        self.gamma = float(gamma)
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        total = F.cross_entropy(logits[-1].float(), target)
+        for head in logits[:-1]:
+            head = head.float()
+            ce = F.cross_entropy(head, target, reduction="none")
+            w = torch.exp(-ce.detach()) ** self.gamma
+            total = total + (ce * w / w.mean().clamp_min(1e-8)).mean()
+        return total
+
+
+class EnsembleDistillation(TrainingObjective):
+    """Scratch: every head learns labels and the mean softened distribution of all heads (detached)."""
+
+    name = "ensemble_distill"
+
+    def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
+        t = self.temperature
+        heads = [h.float() for h in logits]
+        teacher = torch.stack([F.softmax(h.detach() / t, dim=1) for h in heads]).mean(0).clamp_min(1e-8).log()
+        total = F.cross_entropy(heads[-1], target)
+        for head in heads[:-1]:
+            kl = F.kl_div(F.log_softmax(head / t, dim=1), teacher, reduction="batchmean", log_target=True) * t * t
+            total = total + (1 - self.alpha) * F.cross_entropy(head, target) + self.alpha * kl
+        return total
+
+
 class SelfDistillation(TrainingObjective):
     """Every early head also matches the final head's softened distribution (FastBERT-style, trained jointly).
 
@@ -165,7 +203,7 @@ class SelfDistillation(TrainingObjective):
 
 #: Training objectives by alias (``EarlyExitTextClassifier(objective=name)``).
 OBJECTIVES: Registry[TrainingObjective] = Registry(TrainingObjective, "objective")
-for _cls in (SummedCrossEntropy, DepthWeighted, LayerWeighted, SelfDistillation):
+for _cls in (SummedCrossEntropy, DepthWeighted, LayerWeighted, ConfidenceWeighted, EnsembleDistillation, SelfDistillation):
     OBJECTIVES.register(_cls)
 
 
