@@ -13,7 +13,8 @@ objectives ship with skearly:
   (Liu et al., 2020), trained jointly: the final head learns the labels, and
   every earlier head learns a mix of the labels and the final head's
   temperature-softened distribution (KL divergence), so early heads learn to
-  agree with the final one.
+  agree with the final one; ``SelfDistillation(warmup_epochs=k)`` trains the
+  first ``k`` epochs on the summed loss before distilling (staged).
 
 Write your own by subclassing :class:`TrainingObjective` and overriding
 :meth:`TrainingObjective.loss`; pass an instance as the estimator's ``objective``.
@@ -22,6 +23,7 @@ Write your own by subclassing :class:`TrainingObjective` and overriding
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch.nn import functional as F
@@ -77,6 +79,10 @@ class TrainingObjective(Strategy):
         raise NotImplementedError
 
 
+def _summed_cross_entropy(logits: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    return sum(F.cross_entropy(head.float(), target) for head in logits)
+
+
 class SummedCrossEntropy(TrainingObjective):
     """Sum of the cross-entropy losses of all heads (Schwartz et al., 2020): the default."""
 
@@ -84,7 +90,7 @@ class SummedCrossEntropy(TrainingObjective):
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """``sum_i CE(head_i, y)`` (see :meth:`TrainingObjective.loss`)."""
-        return sum(F.cross_entropy(head.float(), target) for head in logits)
+        return _summed_cross_entropy(logits, target)
 
 
 class DepthWeighted(TrainingObjective):
@@ -154,12 +160,15 @@ class EnsembleDistillation(TrainingObjective):
 
 
 class SelfDistillation(TrainingObjective):
-    """Every early head also matches the final head's softened distribution (FastBERT-style, trained jointly).
+    """Every early head also matches the final head's softened distribution (FastBERT-style).
 
     The loss is ``CE(final, y) + sum_{i < last} [(1 - alpha) CE(head_i, y) +
     alpha T^2 KL(softmax(final / T) || softmax(head_i / T))]``. The final
     head's distribution is a fixed target (no gradient flows into it through
     the KL terms), so the final classifier learns from the labels alone.
+    With ``warmup_epochs > 0`` the first epochs train on the summed loss and
+    distillation starts once the final head has learnt something to teach
+    (a staged schedule; the encoder keeps training throughout).
 
     Parameters
     ----------
@@ -169,6 +178,9 @@ class SelfDistillation(TrainingObjective):
     alpha : float, default=0.5
         Weight of the distillation term for the early heads, in [0, 1]: 0 is
         the summed loss, 1 pure distillation.
+    warmup_epochs : int, default=0
+        Number of first epochs trained on the summed loss (:class:`SummedCrossEntropy`)
+        before distillation starts; 0 distils from the first step (joint training).
     """
 
     name = "distill"
@@ -181,6 +193,8 @@ class SelfDistillation(TrainingObjective):
             raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, Integral) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}.")
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.warmup_epochs = int(warmup_epochs)
@@ -188,7 +202,7 @@ class SelfDistillation(TrainingObjective):
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """Labels for the final head, labels and the final head's soft targets for the others."""
         if epoch < self.warmup_epochs:
-            return sum(F.cross_entropy(head.float(), target) for head in logits)
+            return _summed_cross_entropy(logits, target)
         final = logits[-1].float()
         t = self.temperature
         teacher = F.log_softmax(final.detach() / t, dim=1)
@@ -203,7 +217,14 @@ class SelfDistillation(TrainingObjective):
 
 #: Training objectives by alias (``EarlyExitTextClassifier(objective=name)``).
 OBJECTIVES: Registry[TrainingObjective] = Registry(TrainingObjective, "objective")
-for _cls in (SummedCrossEntropy, DepthWeighted, LayerWeighted, ConfidenceWeighted, EnsembleDistillation, SelfDistillation):
+for _cls in (
+    SummedCrossEntropy,
+    DepthWeighted,
+    LayerWeighted,
+    ConfidenceWeighted,
+    EnsembleDistillation,
+    SelfDistillation,
+):
     OBJECTIVES.register(_cls)
 
 

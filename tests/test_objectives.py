@@ -42,7 +42,18 @@ def test_resolve_objective_names_objects_and_errors():
         resolve_objective(3)
 
 
-@pytest.mark.parametrize("params", [{"temperature": 0}, {"temperature": "2"}, {"alpha": 1.5}, {"alpha": True}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": 0},
+        {"temperature": "2"},
+        {"alpha": 1.5},
+        {"alpha": True},
+        {"warmup_epochs": -1},
+        {"warmup_epochs": 1.5},
+        {"warmup_epochs": True},
+    ],
+)
 def test_self_distillation_rejects_bad_parameters(params):
     with pytest.raises(ValueError, match=next(iter(params))):
         SelfDistillation(**params)
@@ -75,10 +86,34 @@ def test_self_distillation_loss():
     assert logits[0].grad.abs().sum() > 0
 
 
+def test_self_distillation_warmup_epochs_train_on_the_summed_loss_first():
+    logits, target = _batch(2)
+    ce = [F.cross_entropy(head, target) for head in logits]
+    staged = SelfDistillation(alpha=1.0, warmup_epochs=2)
+
+    def at(epoch):
+        return staged.loss(logits, target, exit_layers=LAYERS, epoch=epoch, n_epochs=3)
+
+    torch.testing.assert_close(at(0), sum(ce))
+    torch.testing.assert_close(at(1), sum(ce))
+    joint = SelfDistillation(alpha=1.0).loss(logits, target, exit_layers=LAYERS, epoch=2, n_epochs=3)
+    torch.testing.assert_close(at(2), joint)
+    assert not torch.allclose(at(2), sum(ce))
+
+
+def test_self_distillation_pickled_before_warmup_epochs_loads_without_warmup():
+    old = SelfDistillation(alpha=1.0)
+    del old.__dict__["warmup_epochs"]  # as an object pickled before the parameter existed
+    logits, target = _batch(3)
+    new = SelfDistillation(alpha=1.0)
+    torch.testing.assert_close(_loss(old, logits, target), _loss(new, logits, target))
+
+
 def test_objectives_are_equal_by_parameters_and_key_the_fit_cache():
     assert SelfDistillation(2, 0.5) == SelfDistillation(2.0, 0.5) != SelfDistillation(3.0, 0.5)
     assert hash(DepthWeighted()) == hash(DepthWeighted())
-    assert repr(SelfDistillation()) == "SelfDistillation(temperature=2.0, alpha=0.5)"
+    assert repr(SelfDistillation()) == "SelfDistillation(temperature=2.0, alpha=0.5, warmup_epochs=0)"
+    assert SelfDistillation(warmup_epochs=1) != SelfDistillation()
     base = dict(
         encoder_path="e",
         encoder_identity=(),
@@ -124,7 +159,13 @@ def test_bad_objective_is_refused_in_fit(tiny_encoder, toy_data, objective, erro
 
 
 @pytest.mark.parametrize(
-    "objective", ["depth_weighted", SelfDistillation(temperature=3.0, alpha=0.25), DepthWeighted()]
+    "objective",
+    [
+        "depth_weighted",
+        SelfDistillation(temperature=3.0, alpha=0.25),
+        SelfDistillation(warmup_epochs=1),
+        DepthWeighted(),
+    ],
 )
 def test_objective_is_saved_and_loaded(fitted, tmp_path, objective):
     clf = copy.deepcopy(fitted).set_params(objective=objective)
