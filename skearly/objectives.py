@@ -1,7 +1,7 @@
 """Training objectives: how the losses of the exit heads combine into the one loss ``fit`` minimises.
 
 Every training step runs all layers up to the last exit and gives the
-objective the logits of every head; it returns one scalar loss. Three
+objective the logits of every head; it returns one scalar loss. Four
 objectives ship with skearly:
 
 * :class:`SummedCrossEntropy` (``"sum"``, the default) -- the paper's loss
@@ -9,8 +9,10 @@ objectives ship with skearly:
 * :class:`DepthWeighted` (``"depth_weighted"``) -- PABEE's loss (Zhou et al.,
   2020): head ``i`` weighted by its layer number, weights normalised to sum to 1,
   so deeper heads count more.
+* :class:`LayerWeighted` (``"layer_weighted"``) -- the same with weights
+  ``layer ** power``; the default ``power=-1`` makes the shallow heads count more.
 * :class:`SelfDistillation` (``"distill"``) -- FastBERT-style self-distillation
-  (Liu et al., 2020), trained jointly: the final head learns the labels, and
+  (Liu et al., 2020): the final head learns the labels, and
   every earlier head learns a mix of the labels and the final head's
   temperature-softened distribution (KL divergence), so early heads learn to
   agree with the final one; ``SelfDistillation(warmup_epochs=k)`` trains the
@@ -22,8 +24,9 @@ Write your own by subclassing :class:`TrainingObjective` and overriding
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import torch
 from torch.nn import functional as F
@@ -34,6 +37,7 @@ __all__ = [
     "TrainingObjective",
     "SummedCrossEntropy",
     "DepthWeighted",
+    "LayerWeighted",
     "SelfDistillation",
     "OBJECTIVES",
     "resolve_objective",
@@ -93,6 +97,17 @@ class SummedCrossEntropy(TrainingObjective):
         return _summed_cross_entropy(logits, target)
 
 
+def _layer_weighted_cross_entropy(
+    logits: Sequence[torch.Tensor], target: torch.Tensor, exit_layers: Sequence[int], power: float
+) -> torch.Tensor:
+    """``sum_i w_i CE(head_i, y)`` with ``w_i`` proportional to ``layer_i ** power``, summing to 1."""
+    weights = [float(layer) ** power for layer in exit_layers]
+    total = sum(weights)
+    return sum(
+        (weight / total) * F.cross_entropy(head.float(), target) for weight, head in zip(weights, logits, strict=True)
+    )
+
+
 class DepthWeighted(TrainingObjective):
     """Cross-entropies weighted by layer number, ``sum_i l_i CE_i / sum_i l_i`` (PABEE, Zhou et al., 2020)."""
 
@@ -100,63 +115,33 @@ class DepthWeighted(TrainingObjective):
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """Layer-weighted mean of the heads' cross-entropies (see :meth:`TrainingObjective.loss`)."""
-        total = float(sum(exit_layers))
-        return sum(
-            (layer / total) * F.cross_entropy(head.float(), target)
-            for layer, head in zip(exit_layers, logits, strict=True)
-        )
+        return _layer_weighted_cross_entropy(logits, target, exit_layers, 1.0)
 
 
 class LayerWeighted(TrainingObjective):
-    """Cross-entropies weighted by ``layer ** power``, normalised to sum to 1 (scratch)."""
+    """Cross-entropies weighted by a power of the layer number: ``sum_i l_i^p CE_i / sum_i l_i^p``.
+
+    ``power=1`` is :class:`DepthWeighted` (PABEE: deeper heads count more),
+    ``power=0`` the summed loss scaled by ``1 / n_heads``, and a negative power
+    (the default, ``-1``: weights ``1 / layer``) makes the shallow heads count
+    more, for models meant to exit early.
+
+    Parameters
+    ----------
+    power : float, default=-1.0
+        Exponent ``p`` of the layer number (any finite number).
+    """
 
     name = "layer_weighted"
 
     def __init__(self, power: float = -1.0) -> None:
+        if isinstance(power, bool) or not isinstance(power, Real) or not math.isfinite(power):
+            raise ValueError(f"power must be a finite number, got {power!r}.")
         self.power = float(power)
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
-        weights = [float(layer) ** self.power for layer in exit_layers]
-        total = sum(weights)
-        return sum((w / total) * F.cross_entropy(head.float(), target) for w, head in zip(weights, logits, strict=True))
-
-
-class ConfidenceWeighted(TrainingObjective):
-    """Scratch: early heads' per-row CE weighted by their own detached p(y)**gamma (mean 1 per batch)."""
-
-    name = "confidence_weighted"
-
-    def __init__(self, gamma: float = 1.0) -> None:
-        self.gamma = float(gamma)
-
-    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
-        total = F.cross_entropy(logits[-1].float(), target)
-        for head in logits[:-1]:
-            head = head.float()
-            ce = F.cross_entropy(head, target, reduction="none")
-            w = torch.exp(-ce.detach()) ** self.gamma
-            total = total + (ce * w / w.mean().clamp_min(1e-8)).mean()
-        return total
-
-
-class EnsembleDistillation(TrainingObjective):
-    """Scratch: every head learns labels and the mean softened distribution of all heads (detached)."""
-
-    name = "ensemble_distill"
-
-    def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-
-    def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
-        t = self.temperature
-        heads = [h.float() for h in logits]
-        teacher = torch.stack([F.softmax(h.detach() / t, dim=1) for h in heads]).mean(0).clamp_min(1e-8).log()
-        total = F.cross_entropy(heads[-1], target)
-        for head in heads[:-1]:
-            kl = F.kl_div(F.log_softmax(head / t, dim=1), teacher, reduction="batchmean", log_target=True) * t * t
-            total = total + (1 - self.alpha) * F.cross_entropy(head, target) + self.alpha * kl
-        return total
+        """Weighted mean of the heads' cross-entropies (see :meth:`TrainingObjective.loss`)."""
+        return _layer_weighted_cross_entropy(logits, target, exit_layers, self.power)
 
 
 class SelfDistillation(TrainingObjective):
@@ -217,14 +202,7 @@ class SelfDistillation(TrainingObjective):
 
 #: Training objectives by alias (``EarlyExitTextClassifier(objective=name)``).
 OBJECTIVES: Registry[TrainingObjective] = Registry(TrainingObjective, "objective")
-for _cls in (
-    SummedCrossEntropy,
-    DepthWeighted,
-    LayerWeighted,
-    ConfidenceWeighted,
-    EnsembleDistillation,
-    SelfDistillation,
-):
+for _cls in (SummedCrossEntropy, DepthWeighted, LayerWeighted, SelfDistillation):
     OBJECTIVES.register(_cls)
 
 

@@ -10,6 +10,7 @@ from skearly import EarlyExitTextClassifier
 from skearly._fit_cache import FitParams
 from skearly.objectives import (
     DepthWeighted,
+    LayerWeighted,
     SelfDistillation,
     SummedCrossEntropy,
     TrainingObjective,
@@ -34,6 +35,7 @@ def test_resolve_objective_names_objects_and_errors():
     assert resolve_objective("sum") == SummedCrossEntropy()
     assert resolve_objective("depth_weighted") == DepthWeighted()
     assert resolve_objective("distill") == SelfDistillation(2.0, 0.5)
+    assert resolve_objective("layer_weighted") == LayerWeighted(-1.0)
     custom = SelfDistillation(temperature=4, alpha=0.2)
     assert resolve_objective(custom) is custom
     with pytest.raises(ValueError, match="objective must be one of .*'distill'.*got 'kl'"):
@@ -65,6 +67,21 @@ def test_summed_and_depth_weighted_losses():
     torch.testing.assert_close(_loss(SummedCrossEntropy(), logits, target), sum(ce))
     expected = (1 * ce[0] + 2 * ce[1] + 4 * ce[2]) / 7
     torch.testing.assert_close(_loss(DepthWeighted(), logits, target), expected)
+
+
+def test_layer_weighted_loss_generalises_depth_weighted():
+    logits, target = _batch(4)
+    ce = [F.cross_entropy(head, target) for head in logits]
+    torch.testing.assert_close(_loss(LayerWeighted(1.0), logits, target), _loss(DepthWeighted(), logits, target))
+    torch.testing.assert_close(_loss(LayerWeighted(0), logits, target), sum(ce) / 3)
+    expected = (ce[0] / 1 + ce[1] / 2 + ce[2] / 4) / (1 + 1 / 2 + 1 / 4)
+    torch.testing.assert_close(_loss(LayerWeighted(), logits, target), expected)
+
+
+@pytest.mark.parametrize("power", [float("nan"), float("inf"), "1", True, None])
+def test_layer_weighted_rejects_bad_power(power):
+    with pytest.raises(ValueError, match="power must be a finite number"):
+        LayerWeighted(power)
 
 
 def test_self_distillation_loss():
@@ -165,6 +182,8 @@ def test_bad_objective_is_refused_in_fit(tiny_encoder, toy_data, objective, erro
         SelfDistillation(temperature=3.0, alpha=0.25),
         SelfDistillation(warmup_epochs=1),
         DepthWeighted(),
+        "layer_weighted",
+        LayerWeighted(power=-2.0),
     ],
 )
 def test_objective_is_saved_and_loaded(fitted, tmp_path, objective):
