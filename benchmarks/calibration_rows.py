@@ -28,7 +28,6 @@ Outputs ``<out>/calibration_rows.csv`` and ``<out>/calibration_rows.md`` (+ ``.p
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -39,10 +38,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from objectives import DATASETS, encode, environment, head_logits  # noqa: E402
+from objectives import DATASETS, encode, environment, head_logits, save_figure, start_script  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly.calibration import (  # noqa: E402
@@ -130,9 +128,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("calibration rows")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,10 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/skearly-objectives3"), help="fitted models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python benchmarks/calibration_rows.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    print(environment(), flush=True)
-    start = time.perf_counter()
+    command, start = start_script("calibration_rows.py", argv, args.threads)
     records, pools = [], {}
     for name in args.datasets:
         clf = EarlyExitTextClassifier.load(args.work / f"{name}-{args.model}" / "model")

@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from objectives import DATASETS, encode, environment, head_logits  # noqa: E402
+from objectives import DATASETS, encode, environment, head_logits, start_script  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
 
@@ -92,10 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/skearly-objectives3"), help="fitted models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python benchmarks/head_ceiling.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    print(environment(), flush=True)
-    start = time.perf_counter()
+    command, start = start_script("head_ceiling.py", argv, args.threads)
     records = []
     for name in args.datasets:
         data = DATASETS[name](args.n_train, args.n_test)

@@ -117,6 +117,21 @@ def environment() -> str:
     )
 
 
+def start_script(script: str, argv: list[str] | None, threads: int) -> tuple[str, float]:
+    """Set torch's threads and print the environment; return the command line to record and the start time."""
+    torch.set_num_threads(threads)
+    print(environment(), flush=True)
+    command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    return command, time.perf_counter()
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write (110 dpi) and close a matplotlib figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def model_folder(args, name: str, objective: str) -> Path:
     """Where one fitted model lives in ``--work`` (seed 0 keeps the original names)."""
     return args.work / (f"{name}-{objective}" + (f"-seed{args.seed}" if args.seed else ""))
@@ -448,9 +463,7 @@ def plot(table: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
         ax.set_title(f"{name} (dots: P1, triangles: oracle)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
