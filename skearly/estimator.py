@@ -36,6 +36,7 @@ from .exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for
 from .inference import InferenceEngine, simulate_exits
 from .network import POOLINGS, MultiExitNetwork, weights_fingerprint
 from .objectives import TrainingObjective, resolve_objective
+from .persistence import PARAMS_OF_OLDER_MODELS, load_estimator, save_estimator
 from .schedulers import BatchScheduler, resolve_scheduler
 
 __all__ = ["EarlyExitTextClassifier"]
@@ -779,8 +780,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             If something cannot be stored without pickle, e.g. a custom
             :class:`~skearly.exit_criteria.ExitCriterion` subclass as ``exit_criterion``.
         """
-        from .persistence import save_estimator
-
         return save_estimator(self, path)
 
     @classmethod
@@ -808,8 +807,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             If a file is missing or corrupted (the message names it), or the folder
             was written by a newer skearly (format version).
         """
-        from .persistence import load_estimator
-
         estimator = load_estimator(path, cls)
         if device is not None:
             resolve_device(device)  # a clear error now rather than at the first predict
@@ -824,8 +821,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from .persistence import PARAMS_OF_OLDER_MODELS
-
         snapshot = state.pop("_network_snapshot", None)
         state = {**PARAMS_OF_OLDER_MODELS, **state}  # a pickle from before a parameter existed
         super().__setstate__(state)
