@@ -32,12 +32,12 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 test: $(STAMP)
-	$(PY) -m ruff check skearly tests examples benchmarks docs
+	$(PY) -m ruff check skearly tests examples benchmarks research docs
 	$(PY) -m pytest
 	$(MAKE) docs
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not integration and not fuzz"
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site

@@ -28,9 +28,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tradeoff import environment  # noqa: E402
+from _common import command, header, write_results  # noqa: E402
 
 from skearly import datasets  # noqa: E402
 from skearly.encoders import PACKAGED_ENCODERS  # noqa: E402
@@ -113,19 +111,10 @@ def main() -> None:
     rows = measure_mpnet() + measure_datasets()
     table = pd.DataFrame(rows)
     table["value"] = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in table["value"]]
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "assets.csv", index=False)
     pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.strip()
-    lines = [
-        "# Real assets: sizes, counts, load times",
-        "",
-        "Command: `flock /tmp/skearly-timing.lock python benchmarks/assets.py`",
-        "",
-        f"Environment: {environment()}; {pip}",
-        "",
-        table.to_markdown(index=False),
-    ]
-    (args.out / "assets.md").write_text("\n".join(lines) + "\n")
+    lines = header("Real assets: sizes, counts, load times", "flock /tmp/skearly-timing.lock " + command(__file__))
+    lines += [pip, "", table.to_markdown(index=False)]
+    write_results(args.out, "assets", table=table, lines=lines)
     print("\n".join(lines))
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import fcntl
-import sys
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -41,22 +40,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import (  # noqa: E402
+    CPU,
+    command,
+    header,
+    loosest_within_one_point,
+    plain_predict,
+    start,
+    timed,
+    write_results,
+)
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tradeoff import environment, plain_predict  # noqa: E402
-
 from skearly import EarlyExitTextClassifier  # noqa: E402
-from skearly.backends import CachedBackend, resolve_backend  # noqa: E402
 from skearly.calibration import calibrated_head_proba, expected_calibration_error  # noqa: E402
 from skearly.datasets import load_tweet_sentiment  # noqa: E402
 from skearly.encoders import default_encoder_path  # noqa: E402
 from skearly.exit_criteria import resolve_criterion  # noqa: E402
 from skearly.exit_curve import exit_curve_from_proba  # noqa: E402
-from skearly.inference import InferenceEngine  # noqa: E402
-from skearly.schedulers import resolve_scheduler  # noqa: E402
-
-CPU = torch.device("cpu")
+from skearly.inference import CachedBackend, InferenceEngine, resolve_backend, resolve_scheduler  # noqa: E402
 
 
 class CompiledLayers:
@@ -127,20 +129,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.n_train, args.n_test, args.n_test_b1, args.epochs = 300, 200, 20, 1
         args.repeats = min(args.repeats, 1)
-    torch.set_num_threads(args.threads)
-    command = "python benchmarks/backends.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(environment(), flush=True)
+    command_line = command(__file__, argv)
+    begin = start(args.threads)
 
     X_train, X_test, y_train, y_test = load_tweet_sentiment(
         classes=("negative", "positive"), n_train=args.n_train, n_test=args.n_test, random_state=0
     )
-    start = time.perf_counter()
     clf = EarlyExitTextClassifier(
         epochs=args.epochs, head_learning_rate=args.head_learning_rate, random_state=0, memory=args.memory
     ).fit(X_train, y_train)
-    print(f"fit (or cache read): {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"fit (or cache read): {time.perf_counter() - begin:.1f}s", flush=True)
     table, ece_table = measure(clf, X_test, y_test, args)
-    write(table, ece_table, args, command)
+    write(table, ece_table, args, command_line)
 
 
 @contextmanager
@@ -201,20 +201,17 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     settings = {}
     for name, curve in curves.items():
         sweep = curve[curve["kind"] == "threshold"]
-        p1 = float(sweep.loc[sweep["accuracy"] >= fp32_full - 0.01, "threshold"].min())
-        settings[name] = {"full depth": 1.0, "P1": p1}
+        settings[name] = {"full depth": 1.0, "P1": loosest_within_one_point(sweep, fp32_full)}
 
     # throughput: every backend and the plain HF forward interleaved in one loop
     path = str(default_encoder_path())
     plain = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, local_files_only=True).eval()
     plain_tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     X_b1 = list(X_test[: args.n_test_b1])
-    timed: dict[tuple[str, str, int], list[float]] = {}
+    seconds: dict[tuple[str, str, int], list[float]] = {}
 
     def record(key, fn):
-        start = time.perf_counter()
-        fn()
-        timed.setdefault(key, []).append(time.perf_counter() - start)
+        seconds.setdefault(key, []).append(timed(fn))
 
     with timing_lock(args.lock):
         for _ in range(args.repeats):
@@ -229,7 +226,7 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_rows = {64: len(X_test), 1: len(X_b1)}
 
     def throughput(key) -> float:  # NaN without timings (--repeats 0)
-        return n_rows[key[2]] / np.median(timed[key]) if key in timed else np.nan
+        return n_rows[key[2]] / np.median(seconds[key]) if key in seconds else np.nan
 
     plain_tps = {b: throughput(("plain HF fp32", "full depth", b)) for b in (64, 1)}
     for name in ["plain HF fp32", *names]:
@@ -264,10 +261,8 @@ def measure(clf, X_test, y_test, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, ece_long
 
 
-def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command: str) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "backends.csv", index=False)
-    ece_long.to_csv(args.out / "backends_ece.csv", index=False)
+def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command_line: str) -> None:
+    write_results(args.out, "backends_ece", table=ece_long)
     names = list(dict.fromkeys(ece_long["backend"]))
     ece_table = ece_long.pivot(index="layer", columns="backend", values="ece")[names].reset_index()
     ece_summary = ece_long.groupby("backend", sort=False).agg(
@@ -275,13 +270,7 @@ def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command: str) -> No
         max_ece_increase_vs_fp32=("ece_increase_vs_fp32", "max"),
         max_ece_increase_vs_fp32_fit_temperatures=("ece_increase_vs_fp32_fit_temperatures", "max"),
     )
-    lines = [
-        "# Inference backends: binary tweets, MiniLM-L6, CPU",
-        "",
-        f"Command: `{command.strip()}`",
-        "",
-        f"Environment: {environment()}",
-        "",
+    lines = header("Inference backends: binary tweets, MiniLM-L6, CPU", command_line) + [
         f"Train {args.n_train} tweets ({args.epochs} epochs, head_learning_rate={args.head_learning_rate}), "
         f"test {args.n_test} (batch-1 timing on "
         f"{args.n_test_b1}); timings are medians of {args.repeats} interleaved runs on the CPU. "
@@ -310,7 +299,6 @@ def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command: str) -> No
         "",
         "![backends](backends.png)",
     ]
-    (args.out / "backends.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, group in table[table["backend"] != "plain HF fp32"].groupby("backend", sort=False):
         ax.plot(group["speedup_vs_plain_b64"], group["accuracy"], "o-", label=name)
@@ -321,9 +309,7 @@ def write(table: pd.DataFrame, ece_long: pd.DataFrame, args, command: str) -> No
     ax.set_title("backends x early exit: full depth (left point) and P1 (right point)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(args.out / "backends.png", dpi=110)
-    plt.close(fig)
+    write_results(args.out, "backends", table=table, lines=lines, figure=fig)
     print("\n".join(lines[8:]), flush=True)
 
 

@@ -23,26 +23,20 @@ On a GPU: ``python benchmarks/gpu.py`` (``gpu.{csv,md}``).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
 import torch
-import transformers
+from _common import command, header, plain_predict, timed, write_results
 from transformers import AutoModelForSequenceClassification
 
-import skearly
 from skearly import EarlyExitTextClassifier, MaxProbability
-from skearly._batching import sorted_batches, tokenize
+from skearly._utils.devices import resolve_device
 from skearly.datasets import load_tweet_sentiment
-from skearly.devices import autocast, resolve_device
 from skearly.encoders import default_encoder_path
-from skearly.inference import InferenceEngine
-from skearly.schedulers import RefillingScheduler, ShrinkingScheduler
+from skearly.inference import InferenceEngine, RefillingScheduler, ShrinkingScheduler
 
 ENGINES = {
     "old engine": dict(scheduler=ShrinkingScheduler(), choose_attention_kernels=False),
@@ -86,25 +80,6 @@ def load_data(args):
     return X_train[: args.n_train], X_test, y_train[: args.n_train], y_test
 
 
-def environment(device: torch.device) -> str:
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{os.cpu_count()}"
-    return (
-        f"device: {where}; torch threads: {torch.get_num_threads()}; python {platform.python_version()}; "
-        f"torch {torch.__version__}; transformers {transformers.__version__}; scikit-learn {sklearn.__version__}; "
-        f"skearly {skearly.__version__}; machine {platform.machine()}"
-    )
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def main(argv=None, **defaults) -> pd.DataFrame:
     args = parse_args(argv, **defaults)
     device = resolve_device(args.device)
@@ -136,19 +111,6 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             **ENGINES[name],
         )
 
-    @torch.inference_mode()
-    def plain_predict(X, batch_size):
-        encoded = tokenize(clf.tokenizer_, X, None, 128)
-        out = torch.empty(len(X), dtype=torch.long, device=device)
-        with autocast(device, mixed):
-            for batch in sorted_batches(encoded, batch_size):
-                batch = batch.to(device)
-                logits = plain(
-                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, token_type_ids=batch.token_type_ids
-                ).logits
-                out[torch.as_tensor(batch.rows, device=device)] = logits.argmax(1)
-        return out.cpu()
-
     rows = []
     for batch_size in [int(b) for b in args.batches.split(",")]:
         X = X_test[: args.b1_rows] if batch_size == 1 else X_test
@@ -162,7 +124,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
 
         def runner(name, threshold, X=X, batch_size=batch_size):
             if name == "plain HF":
-                return lambda: plain_predict(X, batch_size)
+                return lambda: plain_predict(plain, clf.tokenizer_, X, batch_size, device, mixed)
             eng = engine(name, batch_size)
             return lambda: eng.predict(X, None, MaxProbability(), threshold)
 
@@ -207,22 +169,17 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         print(pd.DataFrame(rows).tail(1 + len(ENGINES) * len(thresholds)).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"{args.name}.csv", index=False)
-    command = "python benchmarks/" + ("gpu.py" if args.name == "gpu" else "engine.py") + " " + " ".join(argv or [])
-    text = (
-        f"# Engine schedulers: measured trade-off ({args.name})\n\n"
-        f"- {environment(device)}\n- command: `{command.strip()}`\n"
+    # gpu.py runs this main with its own settings: the command names the script that was run
+    lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
         f"- data: {len(X_train)} training tweets (negative vs positive), {args.epochs} epochs, fit "
         f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test tweets "
-        f"({args.b1_rows} at batch 1); median of {args.repeats} interleaved runs\n"
-        f"- efficiency = (full-depth time / time) / (6 / mean exit layer), per configuration\n\n"
-        + table.to_markdown(index=False, floatfmt=".3f")
-        + "\n"
-    )
-    (out / f"{args.name}.md").write_text(text)
-    print(f"wrote {out / args.name}.csv and .md")
+        f"({args.b1_rows} at batch 1); median of {args.repeats} interleaved runs",
+        "- efficiency = (full-depth time / time) / (6 / mean exit layer), per configuration",
+        "",
+        table.to_markdown(index=False, floatfmt=".3f"),
+    ]
+    write_results(args.out, args.name, table=table, lines=lines)
+    print(f"wrote {args.out}/{args.name}.csv and .md")
     return table
 
 

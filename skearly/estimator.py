@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._fit_cache import FitParams, cached_fit_network, encoder_identity, load_encoder_files, resolve_memory
-from ._score_memo import RECENT_HEAD_PROBA, head_proba_key
-from ._validation import (
+from skearly._fit_params import check_params, fit_params, resolve_head_layers
+from skearly._utils.devices import resolve_device
+from skearly._utils.validation import (
     check_max_length,
     check_number,
     check_targets,
@@ -27,17 +25,26 @@ from ._validation import (
     check_threshold,
     check_thresholds,
 )
-from .backend_calibration import BackendCalibration, backend_calibration_report, calibrate_backend
-from .backends import InferenceBackend, resolve_backend
-from .devices import resolve_device
-from .encoders import resolve_encoder
-from .exit_criteria import ExitCriterion, resolve_criterion
-from .exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for_speedup
-from .inference import InferenceEngine, simulate_exits
-from .network import POOLINGS, MultiExitNetwork, weights_fingerprint
-from .objectives import TrainingObjective, resolve_objective
-from .persistence import PARAMS_OF_OLDER_MODELS, load_estimator, save_estimator
-from .schedulers import BatchScheduler, resolve_scheduler
+from skearly.encoders import resolve_encoder
+from skearly.exit_criteria import ExitCriterion, resolve_criterion
+from skearly.exit_curve import DEFAULT_THRESHOLDS, exit_curve_from_proba, threshold_for_speedup
+from skearly.inference import (
+    RECENT_HEAD_PROBA,
+    BackendCalibration,
+    BatchScheduler,
+    InferenceBackend,
+    InferenceEngine,
+    backend_calibration_report,
+    calibrate_backend,
+    head_proba_key,
+    resolve_backend,
+    resolve_scheduler,
+    simulate_exits,
+)
+from skearly.network import MultiExitNetwork, weights_fingerprint
+from skearly.objectives import TrainingObjective
+from skearly.persistence import load_estimator, save_estimator
+from skearly.training import cached_fit_network, load_encoder_files
 
 __all__ = ["EarlyExitTextClassifier"]
 
@@ -65,7 +72,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Face model folder; or a model name already in the local Hugging Face
         cache. Nothing is downloaded. Supported families (``config.model_type``): BERT and MiniLM
         (``bert``), RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, DistilBERT, MPNet,
-        DeBERTa-v2/v3 (``deberta-v2``) and ModernBERT; see :mod:`skearly.adapters`.
+        DeBERTa-v2/v3 (``deberta-v2``) and ModernBERT; see :mod:`skearly.network.adapters`.
         Any other family is refused with a ``ValueError`` at ``fit``.
     threshold : float, default=0.9
         Calibrated confidence a row needs to exit early, in (0, 1]. ``1.0``
@@ -103,14 +110,14 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     predict_batch_size : int, default=64
         Rows per layer call at inference (rows are grouped by length). Predict-time only.
     scheduler : {"auto", "shrinking", "refilling"} or BatchScheduler, default="auto"
-        How inference batches move through the layers (see :mod:`skearly.schedulers`):
+        How inference batches move through the layers (see :mod:`skearly.inference`):
         ``"shrinking"`` runs each batch alone and lets exited rows leave it;
         ``"refilling"`` keeps a queue per layer and runs full batches of waiting
         rows, so every layer call stays close to ``predict_batch_size`` rows however
         many exit. ``"auto"`` takes refilling on CUDA and shrinking on CPU. Both give
         the same predictions and exit layers. Predict-time only.
     backend : str or InferenceBackend, default="torch"
-        How the layers are run at predict time (see :mod:`skearly.backends`);
+        How the layers are run at predict time (see :mod:`skearly.inference`);
         ``"torch"`` runs the fitted network as it is. Predict-time only: the fitted
         fp32 weights are never changed. The fast backends (``"int8"``, ``"onnx"``,
         ``"onnx-int8"``) predict with temperatures refitted on their own logits of
@@ -125,18 +132,15 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Peak learning rate of the exit heads, which start from random weights while
         the encoder is pretrained: 20x the encoder's default rate, so that the
         early heads are trained in time even on short fine-tunes (a few hundred
-        steps). ``None`` uses ``learning_rate`` for both, as the paper does; on
-        five data sets that cost up to 6 points of full-depth accuracy and most of
-        the early-exit speed-up (see the user guide, "The exit heads' learning rate").
+        steps). ``None`` uses ``learning_rate`` for both, as the paper does (see the
+        user guide, "The exit heads' learning rate", for what each choice measured).
     max_grad_norm : float or None, default=None
         Clip the global gradient norm (all parameters together) to this value at
         every step; ``None`` does not clip. Clipping is off by default because,
         with one summed loss over several heads, the deep layers' gradients set
         the global norm, so clipping at the usual single-head value (1.0) also
-        shrinks the updates the shallow heads need: on Rotten Tomatoes with the
-        12-layer MPNet encoder the first head reached 0.66 accuracy with
-        clipping at 1.0 against 0.70 without, as good as a model fine-tuned for
-        that layer alone (see the user guide, "Gradient clipping").
+        shrinks the updates the shallow heads need (see the user guide,
+        "Gradient clipping").
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio : float, default=0.1
@@ -201,10 +205,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         ``attention_mask`` (int8) and ``token_type_ids`` (int32 or ``None``), each
         ``(n_calibration, width)`` padded to the longest row, ``labels`` (class
         indices into :attr:`classes_`, int64) and ``pad_token_id`` (see
-        :func:`skearly.backend_calibration.pack_calibration_inputs`). Saved by
-        :meth:`save` and pickle; absent from models saved by an older skearly
-        (their fast backends then keep the fit-time temperatures, with a warning).
-        Read-only.
+        :func:`skearly._utils.batching.pack_calibration_inputs`). Saved by
+        :meth:`save` and pickle. Read-only.
     loss_curve_ : list of float
         Mean training loss (of ``objective``) of each epoch.
     fit_time_ : float
@@ -303,47 +305,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         return tags
 
-    # ------------------------------------------------------------ validation
-    def _check_fit_params(self) -> None:
-        check_threshold(self.threshold)
-        check_number("target_speedup", self.target_speedup, kind=float, low=1, optional=True)
-        resolve_memory(self.memory)
-        resolve_criterion(self.exit_criterion)
-        resolve_objective(self.objective)
-        check_number("max_length", self.max_length, kind=int, low=2)
-        check_number("batch_size", self.batch_size, kind=int, low=1)
-        check_number("predict_batch_size", self.predict_batch_size, kind=int, low=1)
-        resolve_scheduler(self.scheduler, torch.device("cpu"))
-        resolve_backend(self.backend)
-        check_number("epochs", self.epochs, kind=int, low=0)
-        check_number("learning_rate", self.learning_rate, kind=float, low=0, low_open=True)
-        check_number("head_learning_rate", self.head_learning_rate, kind=float, low=0, low_open=True, optional=True)
-        check_number("max_grad_norm", self.max_grad_norm, kind=float, low=0, low_open=True, optional=True)
-        check_number("weight_decay", self.weight_decay, kind=float, low=0)
-        check_number("warmup_ratio", self.warmup_ratio, kind=float, low=0, high=1)
-        check_number("calibration_size", self.calibration_size, kind=float, low=0, high=1, high_open=True)
-        check_number("dropout", self.dropout, kind=float, low=0, high=1, high_open=True)
-        check_number("verbose", self.verbose, kind=int, low=0)
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}.")
-        if not isinstance(self.mixed_precision, (bool, np.bool_)):
-            raise TypeError(f"mixed_precision must be a bool, got {self.mixed_precision!r}.")
-
-    def _resolve_head_layers(self, n_layers: int) -> tuple[int, ...]:
-        if self.head_layers is None:
-            return tuple(range(1, n_layers + 1))
-        if isinstance(self.head_layers, (str, bytes)) or not hasattr(self.head_layers, "__iter__"):
-            raise TypeError(f"head_layers must be a sequence of layer numbers or None, got {self.head_layers!r}.")
-        layers = list(self.head_layers)
-        if not layers or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in layers):
-            raise ValueError(f"head_layers must be a non-empty sequence of ints, got {self.head_layers!r}.")
-        if any(v < 1 or v > n_layers for v in layers) or sorted(set(layers)) != layers:
-            raise ValueError(
-                f"head_layers must be strictly increasing layer numbers in 1..{n_layers} "
-                f"(this encoder has {n_layers} layers), got {self.head_layers!r}."
-            )
-        return tuple(int(v) for v in layers)
-
     # ------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any) -> EarlyExitTextClassifier:
         """Fine-tune the encoder and all exit heads jointly, then calibrate each head.
@@ -365,7 +326,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         start = time.perf_counter()
-        self._check_fit_params()
+        check_params(self)
         first, second = check_texts(X)
         y = check_targets(y, len(first))
         check_classification_targets(y)
@@ -376,37 +337,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         path = resolve_encoder(self.encoder)
         _, config = load_encoder_files(path, tokenizer=False)  # the tokenizer is loaded (or cached) with the fit
         check_max_length(self.max_length, config)
-        head_layers = self._resolve_head_layers(int(config.num_hidden_layers))
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        memory = self.memory
-        if memory is not None and not _is_seed(self.random_state):
-            warnings.warn(
-                "memory is set but random_state is not an int: an unseeded fit is not reproducible, so it is "
-                "neither cached nor read from the cache. Pass random_state=<int> to cache fits.",
-                UserWarning,
-                stacklevel=2,
-            )
-            memory = None
-        params = FitParams(
-            encoder_path=path,
-            encoder_identity=encoder_identity(path) if memory is not None else (),
-            head_layers=head_layers,
-            max_length=int(self.max_length),
-            batch_size=int(self.batch_size),
-            epochs=int(self.epochs),
-            learning_rate=float(self.learning_rate),
-            weight_decay=float(self.weight_decay),
-            warmup_ratio=float(self.warmup_ratio),
-            calibration_size=float(self.calibration_size),
-            pooling=str(self.pooling),
-            dropout=float(self.dropout),
-            seed=seed,
-            device_type=device.type,
-            mixed_precision=bool(self.mixed_precision),
-            objective=resolve_objective(self.objective),
-            head_learning_rate=None if self.head_learning_rate is None else float(self.head_learning_rate),
-            max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
-        )
+        head_layers = resolve_head_layers(self.head_layers, int(config.num_hidden_layers))
+        memory, params = fit_params(self, path, head_layers, device)
         result, from_cache, fit_key = cached_fit_network(
             memory, first, second, y, params, device=device, verbose=self.verbose
         )
@@ -463,9 +395,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             backend,
             network,
             runner,
-            getattr(self, "calibration_inputs_", None),
+            self.calibration_inputs_,
             self.temperatures_,
-            getattr(self, "calibration_proba_", None),
+            self.calibration_proba_,
             batch_size=int(self.batch_size),
             device=device,
             mixed_precision=bool(self.mixed_precision),
@@ -478,7 +410,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         With ``"torch"`` (or any backend that does not refit) this is
         :attr:`calibration_report_` with the extra columns below. With a backend
         that refits its temperatures (``"int8"``, ``"onnx"``, ``"onnx-int8"``: see
-        :attr:`skearly.backends.InferenceBackend.refits_temperatures`), the
+        :attr:`skearly.inference.InferenceBackend.refits_temperatures`), the
         calibration split (:attr:`calibration_inputs_`) is run through that backend
         once, in batches of ``batch_size`` rows as at fit time (then cached with the
         network, so ``predict`` reuses it), and every metric is measured on its
@@ -501,7 +433,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             ``refitted`` (whether ``temperature`` was refitted on this backend's
             logits), all on the calibration split. ``ece_after`` is measured on the
             rows the temperature was fitted on (optimistic): check ECE on held-out
-            data too (``benchmarks/backends.py`` does).
+            data too.
 
         Raises
         ------
@@ -591,7 +523,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         For a model fitted through ``memory`` (a cache folder and an int
         ``random_state``), the predictions are replayed from every head's
         calibrated probabilities, computed in one full-depth pass and kept in
-        memory for these inputs (:mod:`skearly._score_memo`): the same decisions
+        memory for these inputs (:mod:`skearly.inference`): the same decisions
         as :meth:`predict` (as in :meth:`exit_curve`), so a ``GridSearchCV`` over
         ``threshold``, ``target_speedup`` or ``exit_criterion`` runs each
         validation fold through the encoder once instead of once per candidate.
@@ -651,8 +583,6 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _threshold_for_speedup(self, target_speedup: Any, criterion: ExitCriterion) -> float:
         check_is_fitted(self, "network_")
-        if not hasattr(self, "calibration_proba_"):
-            raise ValueError("This model was fitted without calibration_proba_ (an older skearly): refit it.")
         target = check_number("target_speedup", target_speedup, kind=float, low=1, high=self.head_layers_[-1])
         _, calibration = self._backend_calibration(self.backend, resolve_device(self.device))
         return threshold_for_speedup(criterion, calibration.proba, self.head_layers_, target)
@@ -822,15 +752,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         snapshot = state.pop("_network_snapshot", None)
-        state = {**PARAMS_OF_OLDER_MODELS, **state}  # a pickle from before a parameter existed
         super().__setstate__(state)
         if snapshot is not None:
             self.network_ = MultiExitNetwork.from_snapshot(snapshot)
-
-
-def _is_seed(random_state: Any) -> bool:
-    """Whether ``random_state`` makes fits reproducible (an int, not a RandomState or None)."""
-    return isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
 
 
 def _holds_strings(labels: np.ndarray) -> bool:

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from ._strategy import Registry, Strategy
+from skearly._utils.strategy import Registry, Strategy
 
 __all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "CRITERIA", "resolve_criterion"]
 

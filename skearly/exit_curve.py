@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score
 
-from ._validation import check_targets, check_thresholds
-from .exit_criteria import ExitCriterion
-from .inference import simulate_exits
+from skearly._utils.validation import check_targets, check_thresholds
+from skearly.exit_criteria import ExitCriterion
+from skearly.inference import simulate_exits
 
 __all__ = [
     "DEFAULT_THRESHOLDS",

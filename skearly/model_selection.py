@@ -24,7 +24,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_number, check_targets, check_thresholds
+from skearly._utils.validation import check_number, check_targets, check_thresholds
 
 __all__ = ["SCORING", "EarlyExitThresholdCV"]
 

@@ -31,7 +31,7 @@ from numbers import Integral, Real
 import torch
 from torch.nn import functional as F
 
-from ._strategy import Registry, Strategy
+from skearly._utils.strategy import Registry, Strategy
 
 __all__ = [
     "TrainingObjective",
@@ -169,9 +169,6 @@ class SelfDistillation(TrainingObjective):
     """
 
     name = "distill"
-
-    #: default for objects pickled before ``warmup_epochs`` existed
-    warmup_epochs = 0
 
     def __init__(self, temperature: float = 2.0, alpha: float = 0.5, warmup_epochs: int = 0) -> None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._strategy import Registry
-from .backends import BACKENDS
-from .exit_criteria import CRITERIA
-from .network import MultiExitNetwork
-from .objectives import OBJECTIVES
-from .schedulers import SCHEDULERS
+from skearly._utils.strategy import Registry
+from skearly._version import __version__
+from skearly.exit_criteria import CRITERIA
+from skearly.inference import BACKENDS, SCHEDULERS
+from skearly.network import MultiExitNetwork
+from skearly.objectives import OBJECTIVES
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,7 +47,6 @@ __all__ = [
     "METADATA_FILE",
     "CONFIG_FILE",
     "TOKENIZER_DIR",
-    "PARAMS_OF_OLDER_MODELS",
     "save_estimator",
     "load_estimator",
 ]
@@ -62,10 +61,6 @@ METADATA_FILE = "skearly.json"
 CONFIG_FILE = "encoder_config.json"
 #: Sub-folder holding the tokenizer files.
 TOKENIZER_DIR = "tokenizer"
-#: Parameters added after models were first saved, with the value those older models were fitted
-#: with (not today's default): a saved folder or pickle without one of them gets this value back.
-#: ``max_grad_norm``: every fit clipped the global gradient norm at 1.0 before it became a parameter.
-PARAMS_OF_OLDER_MODELS: dict[str, Any] = {"max_grad_norm": 1.0}
 
 _FORMAT_NAME = "skearly-early-exit-classifier"
 _ARRAY_PREFIX = "__fitted__."
@@ -273,7 +268,6 @@ def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
 
     check_is_fitted(estimator, "network_")
     folder = Path(path)
@@ -417,7 +411,6 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
         raise ValueError(f"{TOKENIZER_DIR}/ in {folder} could not be loaded: {exc}") from exc
 
     known = cls().get_params(deep=False)
-    params = {**{k: v for k, v in PARAMS_OF_OLDER_MODELS.items() if k in known}, **params}
     unknown = sorted(set(params) - set(known))
     if unknown:
         warnings.warn(

@@ -50,6 +50,7 @@ import io  # noqa: E402
 import tarfile  # noqa: E402
 from collections import Counter  # noqa: E402
 
+from skearly._utils.packaged import PackagedPath  # noqa: E402
 from skearly.datasets import (  # noqa: E402
     SNLI,
     SdistData,
@@ -62,7 +63,6 @@ from skearly.datasets import (  # noqa: E402
     load_snli_frame,
     snli_path,
 )
-from skearly.packaged import PackagedPath  # noqa: E402
 
 
 @pytest.fixture(scope="module")

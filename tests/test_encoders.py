@@ -38,7 +38,7 @@ import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from skearly import encoders  # noqa: E402
-from skearly.cache import build_once, cache_dir  # noqa: E402
+from skearly._utils.cache import build_once, cache_dir  # noqa: E402
 from skearly.encoders import PACKAGED_ENCODERS, SplitZipEncoder  # noqa: E402
 
 _WEIGHTS = os.urandom(30_000)

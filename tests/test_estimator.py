@@ -135,17 +135,17 @@ def test_head_layers_subset(tiny_encoder, toy_data):
 def test_heads_learn_at_1e_3_by_default_and_at_the_encoder_rate_with_none(
     tiny_encoder, toy_data, monkeypatch, params, head_rate
 ):
-    import skearly.training
+    import skearly.training._loop
 
     rates = []
-    build = skearly.training._optimizer
+    build = skearly.training._loop._optimizer
 
     def spy(network, config):
         optimizer = build(network, config)
         rates.append({group["lr"] for group in optimizer.param_groups})
         return optimizer
 
-    monkeypatch.setattr(skearly.training, "_optimizer", spy)
+    monkeypatch.setattr(skearly.training._loop, "_optimizer", spy)
     X_train, y_train, _, _ = toy_data
     tiny_classifier(tiny_encoder, epochs=1, **params).fit(X_train[:64], y_train[:64])
     assert rates == [{3e-3, head_rate}]
@@ -195,9 +195,9 @@ def test_calibration_size_zero_keeps_unit_temperatures(tiny_encoder, toy_data):
 
 
 def test_calibration_inputs_are_the_tokenized_calibration_split(fitted):
-    from skearly.backend_calibration import unpack_calibration_inputs
+    from skearly._utils.batching import unpack_calibration_inputs
     from skearly.calibration import calibrated_head_proba
-    from skearly.layer_pass import all_head_logits
+    from skearly.network._full_pass import all_head_logits
 
     inputs = fitted.calibration_inputs_
     n_rows = int(fitted.calibration_report_["n_rows"].iloc[0])

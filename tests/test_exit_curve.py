@@ -16,7 +16,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score  # noqa: E402
 from skearly import ExitCurveDisplay, MaxProbability, Patience  # noqa: E402
 from skearly.exit_criteria import resolve_criterion  # noqa: E402
 from skearly.exit_curve import DEFAULT_THRESHOLDS, layer_speedup, threshold_for_speedup  # noqa: E402
-from skearly.inference import simulate_exits  # noqa: E402
+from skearly.inference._engine import simulate_exits  # noqa: E402
 
 THRESHOLDS = [1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5001]
 

@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from skearly import EarlyExitTextClassifier
 from skearly.encoders import make_tiny_encoder
 
+pytestmark = pytest.mark.fuzz
+
 # examples per test at scale 1 (``--fuzz-long`` multiplies by 5): 2,100 in total
 N_PREDICT, N_PAIRS, N_SCORE, N_THRESHOLD, N_FIT = 700, 400, 300, 200, 500
 

@@ -7,7 +7,6 @@ from conftest import tiny_classifier
 from torch.nn import functional as F
 
 from skearly import EarlyExitTextClassifier
-from skearly._fit_cache import FitParams
 from skearly.objectives import (
     DepthWeighted,
     LayerWeighted,
@@ -16,6 +15,7 @@ from skearly.objectives import (
     TrainingObjective,
     resolve_objective,
 )
+from skearly.training._fit_cache import FitParams
 
 LAYERS = (1, 2, 4)
 
@@ -116,14 +116,6 @@ def test_self_distillation_warmup_epochs_train_on_the_summed_loss_first():
     joint = SelfDistillation(alpha=1.0).loss(logits, target, exit_layers=LAYERS, epoch=2, n_epochs=3)
     torch.testing.assert_close(at(2), joint)
     assert not torch.allclose(at(2), sum(ce))
-
-
-def test_self_distillation_pickled_before_warmup_epochs_loads_without_warmup():
-    old = SelfDistillation(alpha=1.0)
-    del old.__dict__["warmup_epochs"]  # as an object pickled before the parameter existed
-    logits, target = _batch(3)
-    new = SelfDistillation(alpha=1.0)
-    torch.testing.assert_close(_loss(old, logits, target), _loss(new, logits, target))
 
 
 def test_objectives_are_equal_by_parameters_and_key_the_fit_cache():

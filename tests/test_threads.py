@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from skearly._batching import tokenize
+from skearly._utils.batching import tokenize
 
 N_THREADS = 4
 

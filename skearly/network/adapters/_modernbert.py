@@ -1,0 +1,61 @@
+"""ModernBERT: rotary position embeddings and alternating global / sliding-window attention."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
+
+from skearly.network.adapters._base import EncoderAdapter, register
+
+__all__ = ["ModernBertAdapter", "ModernBertContext"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModernBertContext:
+    """ModernBERT's per-batch layer inputs, by attention type (``"full_attention"``, ``"sliding_attention"``).
+
+    Parameters
+    ----------
+    masks : dict
+        Attention mask of each attention type (``None``: nothing to mask).
+    rotary : dict
+        ``(cos, sin)`` rotary tables of each attention type, for this length.
+    """
+
+    masks: dict[str, torch.Tensor | None]
+    rotary: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+@register("modernbert")
+class ModernBertAdapter(EncoderAdapter):
+    """ModernBERT: ``embeddings`` then ``layers``; the last layer also applies the model's ``final_norm``.
+
+    Each layer uses the mask and rotary table of its attention type (global or
+    sliding window). The final norm makes full-depth states equal to the model's
+    own output; earlier exits see the un-normalised states, as the model's
+    ``output_hidden_states`` gives them.
+    """
+
+    family = "ModernBERT"
+    layer_path = ("layers",)
+
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> ModernBertContext:
+        """Masks and rotary tables of both attention types, for this batch's length."""
+        kwargs = {"config": self.config, "inputs_embeds": hidden, "attention_mask": attention_mask}
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        return ModernBertContext(
+            masks={
+                "full_attention": create_bidirectional_mask(**kwargs),
+                "sliding_attention": create_bidirectional_sliding_window_mask(**kwargs),
+            },
+            rotary={kind: self.encoder.rotary_emb(hidden, positions, kind) for kind in set(self.config.layer_types)},
+        )
+
+    def run_layer(self, index: int, hidden: torch.Tensor, context: ModernBertContext) -> torch.Tensor:
+        """Layer ``index`` with its attention type's mask and rotary table (then the final norm, if last)."""
+        layer = self.layers[index]
+        kind = layer.attention_type
+        hidden = layer(hidden, attention_mask=context.masks[kind], position_embeddings=context.rotary[kind])
+        return self.encoder.final_norm(hidden) if index == self.n_layers - 1 else hidden

@@ -1,0 +1,259 @@
+"""Inference backends: fast layer runners (int8, ONNX Runtime) agree with fp32 and never change the fit."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from skearly import EarlyExitTextClassifier
+from skearly.inference._backends import BACKENDS, CachedBackend, Int8Backend, OnnxLayerRunner, resolve_backend
+
+FAST = ["int8", "onnx", "onnx-int8"]
+
+
+def _needs(backend):
+    if backend.startswith("onnx"):
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def clf(fitted):
+    return copy.deepcopy(fitted).set_params(threshold=0.8)
+
+
+def test_fast_backends_are_registered():
+    assert {"torch", *FAST} <= set(BACKENDS.names())
+    assert resolve_backend("int8") == Int8Backend()
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_fast_backend_predicts_like_fp32(clf, toy_data, backend):
+    _needs(backend)
+    _, _, X_test, y_test = toy_data
+    reference = clf.predict_proba(X_test)
+    weights = {k: v.clone() for k, v in clf.network_.state_dict().items()}
+    proba = clf.set_params(backend=backend).predict_proba(X_test)
+    tolerance = 1e-4 if backend == "onnx" else 0.1  # int8: quantization error
+    np.testing.assert_allclose(proba, reference, atol=tolerance)
+    assert np.mean(proba.argmax(1) == reference.argmax(1)) >= 0.95
+    assert clf.score(X_test, y_test) >= 0.9
+    for name, value in clf.network_.state_dict().items():  # the fitted fp32 weights are untouched
+        assert torch.equal(value, weights[name]), name
+    assert all(not p.is_quantized for p in clf.network_.parameters())
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_fast_backend_at_full_depth_and_in_exit_curve(clf, toy_data, backend):
+    _needs(backend)
+    _, _, X_test, y_test = toy_data
+    clf.set_params(backend=backend, threshold=1.0)
+    full = clf.predict_proba(X_test)
+    curve = clf.exit_curve(X_test, y_test, thresholds=[1.0])
+    assert curve["accuracy"].iloc[0] == pytest.approx(np.mean(clf.classes_[full.argmax(1)] == y_test))
+
+
+@pytest.mark.parametrize("backend", ["int8", "onnx"])
+def test_runner_is_built_once_per_network(clf, toy_data, backend, monkeypatch):
+    _needs(backend)
+    _, _, X_test, _ = toy_data
+    cls = type(resolve_backend(backend))
+    builds = []
+    original = cls.build
+
+    def counting(self, network):
+        builds.append(1)
+        return original(self, network)
+
+    monkeypatch.setattr(cls, "build", counting)
+    clf.set_params(backend=backend, threshold=1.0)
+    first = clf.predict_proba(X_test)
+    clf.set_params(threshold=0.6).predict(X_test)
+    assert len(builds) == 1
+    with torch.no_grad():  # new weights in place: a new runner
+        clf.network_.heads[-1].out.bias.add_(torch.tensor([5.0, 0.0]))
+    clf.set_params(threshold=1.0)
+    assert not np.allclose(clf.predict_proba(X_test), first)
+    assert len(builds) == 2
+
+
+def test_saved_and_pickled_models_keep_fp32_weights(clf, toy_data, tmp_path):
+    _, _, X_test, _ = toy_data
+    clf.set_params(backend="int8")
+    expected = clf.predict_proba(X_test)
+    loaded = EarlyExitTextClassifier.load(clf.save(tmp_path / "model"))
+    assert loaded.backend == "int8"
+    np.testing.assert_allclose(loaded.predict_proba(X_test), expected, atol=1e-6)
+    unpickled = pickle.loads(pickle.dumps(clf))
+    assert all(p.dtype == torch.float32 for p in unpickled.network_.parameters())
+    np.testing.assert_allclose(unpickled.predict_proba(X_test), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_cpu_only_backends_refuse_cuda(fitted, backend):
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend(backend).prepare(fitted.network_, torch.device("cuda"))
+
+
+def test_onnx_runner_without_onnxruntime_names_the_extra(fitted, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ImportError, match=r"skearly\[onnx\]"):
+        OnnxLayerRunner(fitted.network_, quantize=False)
+
+
+def test_cached_backend_needs_build(fitted):
+    class Unbuilt(CachedBackend):
+        name = "unbuilt"
+
+    with pytest.raises(NotImplementedError):
+        Unbuilt().prepare(fitted.network_, torch.device("cpu"))
+
+
+def test_onnx_refuses_families_whose_layers_need_more_than_a_mask(tmp_path):
+    from skearly.encoders import make_tiny_encoder
+    from skearly.inference._backends import OnnxBackend
+    from skearly.network._multi_exit import MultiExitNetwork
+
+    folder = make_tiny_encoder(tmp_path / "mpnet", family="mpnet")
+    network = MultiExitNetwork.from_pretrained(str(folder), exit_layers=(1, 2), n_classes=2).eval()
+    with pytest.raises(ValueError, match="model_type='mpnet'.*backend='int8'"):
+        OnnxBackend().prepare(network, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("family", ["mpnet", "distilbert"])
+def test_int8_runs_every_family(tmp_path, family):
+    from conftest import make_texts, tiny_classifier
+
+    from skearly.encoders import make_tiny_encoder
+
+    folder = make_tiny_encoder(tmp_path / family, family=family)
+    X, y = make_texts(80, seed=2)
+    clf = tiny_classifier(str(folder), epochs=1).fit(X, y)
+    expected = clf.set_params(threshold=1.0).predict(X)
+    quantized = clf.set_params(backend="int8").predict(X)
+    assert np.mean(quantized == expected) > 0.8  # int8 changes a few borderline rows at most
+
+
+# ---------------------------------------------------------------- calibration with a fast backend
+CPU = torch.device("cpu")
+
+
+def _backend_logits(clf, backend):
+    """Every head's logits of the stored calibration rows through ``backend``, and their labels."""
+    from skearly._utils.batching import unpack_calibration_inputs
+    from skearly.network._full_pass import all_head_logits
+
+    encoded, y = unpack_calibration_inputs(clf.calibration_inputs_)
+    runner = resolve_backend(backend).prepare(clf.network_, CPU)
+    with torch.inference_mode():
+        return all_head_logits(runner, encoded, clf.batch_size, CPU), y
+
+
+def _engine_with(clf, runner, temperatures):
+    from skearly.inference._engine import InferenceEngine
+    from skearly.inference._schedulers import resolve_scheduler
+
+    return InferenceEngine(
+        runner=runner,
+        tokenizer=clf.tokenizer_,
+        temperatures=temperatures,
+        max_length=clf.max_length,
+        batch_size=clf.predict_batch_size,
+        device=CPU,
+        scheduler=resolve_scheduler(clf.scheduler, CPU),
+    )
+
+
+def test_backends_say_whether_they_refit_temperatures():
+    assert not resolve_backend("torch").refits_temperatures
+    assert all(resolve_backend(name).refits_temperatures for name in FAST)
+
+
+def test_int8_predicts_with_temperatures_refitted_on_its_own_logits(clf, toy_data):
+    from skearly.calibration import calibrated_head_proba, fit_temperature
+    from skearly.exit_criteria import MaxProbability, resolve_criterion
+    from skearly.exit_curve import threshold_for_speedup
+
+    _, _, X_test, _ = toy_data
+    logits, y = _backend_logits(clf, "int8")
+    assert len(y) == 48  # the whole calibration split (20% of 240 rows)
+    expected = np.array([fit_temperature(head, y) for head in logits])
+    assert np.abs(expected - clf.temperatures_).max() > 1e-5, "int8 logits should move the temperatures"
+
+    report = clf.calibration_report("int8")
+    assert report["refitted"].all()
+    np.testing.assert_array_equal(report["temperature"], expected)
+    np.testing.assert_array_equal(report["fit_temperature"], clf.temperatures_)
+    assert clf.backend == "torch"  # reporting on a backend changes no parameter
+
+    clf.set_params(backend="int8", threshold=1.0)
+    np.testing.assert_array_equal(clf._engine().temperatures, expected)  # predict and exit_curve use them
+    runner = resolve_backend("int8").prepare(clf.network_, CPU)
+    proba = clf.predict_proba(X_test)
+    refitted = _engine_with(clf, runner, expected).predict(X_test, None, MaxProbability(), 1.0)[0]
+    np.testing.assert_array_equal(proba, refitted)
+    fit_time = _engine_with(clf, runner, clf.temperatures_).predict(X_test, None, MaxProbability(), 1.0)[0]
+    assert not np.array_equal(proba, fit_time)
+
+    # target_speedup picks its threshold from the int8 probabilities of the calibration split
+    criterion = resolve_criterion(clf.exit_criterion)
+    int8_proba = calibrated_head_proba(logits, expected)
+    assert clf.threshold_for_speedup(1.5) == threshold_for_speedup(criterion, int8_proba, clf.head_layers_, 1.5)
+    assert clf.threshold_for_speedup(1.5) != threshold_for_speedup(
+        criterion, clf.calibration_proba_, clf.head_layers_, 1.5
+    )
+
+
+def test_torch_backend_predicts_exactly_as_before_and_runs_no_calibration_pass(clf, toy_data, monkeypatch):
+    from skearly.exit_criteria import MaxProbability
+    from skearly.inference import _backend_calibration as backend_calibration
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the torch backend must not run a calibration pass")
+
+    monkeypatch.setattr(backend_calibration, "all_head_logits", no_pass)
+    _, _, X_test, _ = toy_data
+    proba = clf.predict_proba(X_test)
+    reference = _engine_with(clf, clf.network_, clf.temperatures_).predict(X_test, None, MaxProbability(), 0.8)
+    np.testing.assert_array_equal(proba, reference[0])
+    np.testing.assert_array_equal(clf.exit_layers_, reference[1])
+    assert clf._engine().temperatures is clf.temperatures_
+    report = clf.calibration_report()
+    assert not report["refitted"].any()
+    np.testing.assert_array_equal(report["temperature"], clf.temperatures_)
+    np.testing.assert_array_equal(report["ece_fit_temperature"], clf.calibration_report_["ece_after"])
+
+
+def test_calibration_pass_runs_once_per_backend_and_weights(clf, toy_data, monkeypatch):
+    from skearly.inference import _backend_calibration as backend_calibration
+
+    passes = []
+    original = backend_calibration.all_head_logits
+
+    def counting(*args, **kwargs):
+        passes.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend_calibration, "all_head_logits", counting)
+    _, _, X_test, y_test = toy_data
+    clf.set_params(backend="int8")
+    clf.predict(X_test)
+    clf.set_params(threshold=0.6).predict_proba(X_test)
+    clf.exit_curve(X_test, y_test, thresholds=[0.9])
+    clf.calibration_report()
+    assert len(passes) == 1
+    with torch.no_grad():  # new weights in place: new logits, new temperatures
+        clf.network_.heads[0].out.bias.add_(torch.tensor([1.0, 0.0]))
+    clf.predict(X_test)
+    assert len(passes) == 2
