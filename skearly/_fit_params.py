@@ -21,7 +21,7 @@ from skearly.network import POOLINGS
 from skearly.objectives import resolve_objective
 from skearly.training import FitParams, encoder_identity, resolve_memory
 
-__all__ = ["check_params", "resolve_head_layers", "fit_params"]
+__all__ = ["check_params", "check_target_speedup", "check_against_heads", "resolve_head_layers", "fit_params"]
 
 
 def check_params(estimator: Any) -> None:
@@ -49,6 +49,27 @@ def check_params(estimator: Any) -> None:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {estimator.pooling!r}.")
     if not isinstance(estimator.mixed_precision, (bool, np.bool_)):
         raise TypeError(f"mixed_precision must be a bool, got {estimator.mixed_precision!r}.")
+
+
+def check_target_speedup(target_speedup: Any, head_layers: tuple[int, ...]) -> float:
+    """``target_speedup`` checked against the exit layers: in ``[1, last head layer]``.
+
+    The layer-count speed-up over full depth cannot exceed the last head layer (every row leaving at layer 1).
+    """
+    return check_number("target_speedup", target_speedup, kind=float, low=1, high=head_layers[-1])
+
+
+def check_against_heads(estimator: Any, head_layers: tuple[int, ...]) -> None:
+    """The parameters that depend on the exit layers, checked by ``fit`` before training.
+
+    ``target_speedup`` within reach, the objective's settings against ``epochs`` and
+    the heads (:meth:`~skearly.objectives.TrainingObjective.validate`), the exit
+    criterion's against the heads (:meth:`~skearly.exit_criteria.ExitCriterion.validate`).
+    """
+    if estimator.target_speedup is not None:
+        check_target_speedup(estimator.target_speedup, head_layers)
+    resolve_objective(estimator.objective).validate(n_epochs=int(estimator.epochs), n_heads=len(head_layers))
+    resolve_criterion(estimator.exit_criterion, len(head_layers))
 
 
 def resolve_head_layers(head_layers: Any, n_layers: int) -> tuple[int, ...]:

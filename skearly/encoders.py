@@ -17,6 +17,7 @@ Hugging Face cache, loaded with ``local_files_only=True``).
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import zipfile
@@ -33,6 +34,8 @@ __all__ = [
     "SplitZipEncoder",
     "default_encoder_path",
     "resolve_encoder",
+    "check_encoder_folder",
+    "check_tokenizer",
     "make_tiny_encoder",
     "tiny_families",
 ]
@@ -220,7 +223,8 @@ def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
         If a packaged encoder is not installed (the message gives the install command).
     ValueError
         If ``encoder`` looks like a path (absolute, relative, or containing
-        ``os.sep`` beyond one ``org/name`` slash) and does not exist.
+        ``os.sep`` beyond one ``org/name`` slash) and does not exist, or is a
+        folder that :func:`check_encoder_folder` refuses.
     TypeError
         If ``encoder`` is not a string, a path or ``None``.
     """
@@ -233,8 +237,7 @@ def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
     text = os.fspath(encoder)
     path = Path(text).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(f"encoder folder {text!r} has no config.json: it is not a Hugging Face model folder.")
+        check_encoder_folder(path)
         return str(path)
     looks_like_path = (
         isinstance(encoder, os.PathLike)
@@ -246,6 +249,98 @@ def resolve_encoder(encoder: str | os.PathLike[str] | None) -> str:
     if looks_like_path:
         raise ValueError(f"encoder path {text!r} does not exist (or is not a folder).")
     return text
+
+
+#: Weight files ``from_pretrained`` reads (one of them must be present).
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+#: Vocabulary files of the tokenizer families (one of them must be present).
+_VOCABULARY_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "spm.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+def check_encoder_folder(folder: str | os.PathLike[str]) -> None:
+    """Check a local encoder folder before anything is loaded from it.
+
+    In order: ``config.json`` is present and readable, its ``model_type`` is a
+    supported family (read from the file, before any weights are touched), a
+    weight file is present, and so is a tokenizer vocabulary (without one,
+    transformers builds an empty vocabulary that maps every word to ``[UNK]``).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The encoder folder.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder, the file and what would be valid.
+    """
+    from skearly.network.adapters import supported_model_types
+
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"encoder folder {str(folder)!r} has no config.json: it is not a Hugging Face model folder.")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config.json in encoder folder {str(folder)!r} is not readable JSON: {exc}") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    supported = supported_model_types()
+    if model_type not in supported:
+        raise ValueError(
+            f"encoder folder {str(folder)!r}: config.json has model_type={model_type!r}, which skearly does not "
+            f"support; supported families: {', '.join(supported)}."
+        )
+    if not any((folder / name).is_file() for name in _WEIGHT_FILES):
+        raise ValueError(
+            f"encoder folder {str(folder)!r} has no weights: it needs one of {', '.join(_WEIGHT_FILES)}."
+        )
+    if not any((folder / name).is_file() for name in _VOCABULARY_FILES):
+        raise ValueError(
+            f"encoder folder {str(folder)!r} has no tokenizer vocabulary: it needs one of "
+            f"{', '.join(_VOCABULARY_FILES)} (save the tokenizer there with tokenizer.save_pretrained(folder))."
+        )
+
+
+def check_tokenizer(tokenizer: Any, source: str) -> None:
+    """Refuse a tokenizer whose vocabulary holds nothing but its special tokens.
+
+    Such a tokenizer maps every word to the unknown token, so a model fitted
+    through it learns from the labels' frequencies alone.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The loaded tokenizer.
+    source : str
+        Where it was loaded from (named in the message).
+
+    Raises
+    ------
+    ValueError
+        If its vocabulary is no larger than its set of special tokens.
+    """
+    n_special = len(set(tokenizer.all_special_tokens))
+    if len(tokenizer) <= n_special:
+        raise ValueError(
+            f"the tokenizer of encoder {source!r} has a trivial vocabulary ({len(tokenizer)} entries, "
+            f"{n_special} of them special tokens): every word would become the unknown token. Give the encoder "
+            "folder the tokenizer files the model was trained with (tokenizer.json or vocab.txt ...)."
+        )
 
 
 #: Settings that make each family's tiny test encoder exercise its peculiarities (beyond the common sizes).

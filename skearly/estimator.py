@@ -15,7 +15,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from skearly._fit_params import check_params, fit_params, resolve_head_layers
+from skearly._fit_params import (
+    check_against_heads,
+    check_params,
+    check_target_speedup,
+    fit_params,
+    resolve_head_layers,
+)
 from skearly._utils.devices import resolve_device
 from skearly._utils.validation import (
     check_max_length,
@@ -24,6 +30,7 @@ from skearly._utils.validation import (
     check_texts,
     check_threshold,
     check_thresholds,
+    input_kind,
 )
 from skearly.encoders import resolve_encoder
 from skearly.exit_criteria import ExitCriterion, resolve_criterion
@@ -44,7 +51,7 @@ from skearly.inference import (
 from skearly.network import MultiExitNetwork, weights_fingerprint
 from skearly.objectives import TrainingObjective
 from skearly.persistence import load_estimator, save_estimator
-from skearly.training import cached_fit_network, load_encoder_files
+from skearly.training import cached_fit_network, load_encoder_files, warn_if_learned_nothing
 
 __all__ = ["EarlyExitTextClassifier"]
 
@@ -207,6 +214,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         indices into :attr:`classes_`, int64) and ``pad_token_id`` (see
         :func:`skearly._utils.batching.pack_calibration_inputs`). Saved by
         :meth:`save` and pickle. Read-only.
+    input_kind_ : dict
+        What ``fit`` was given: ``{"pairs": bool, "columns": list of str or None}``
+        (single texts or text pairs; a DataFrame's column names). ``predict`` and
+        the other methods taking ``X`` refuse another kind with a ``ValueError``.
     loss_curve_ : list of float
         Mean training loss (of ``objective``) of each epoch.
     fit_time_ : float
@@ -324,10 +335,16 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : EarlyExitTextClassifier
             The fitted estimator.
+
+        Warns
+        -----
+        sklearn.exceptions.ConvergenceWarning
+            When the last head's accuracy on the calibration split is not above the
+            majority class's share beyond noise: the fit learned nothing measurable.
         """
         start = time.perf_counter()
         check_params(self)
-        first, second = check_texts(X)
+        first, second = check_texts(X)  # fit: any kind, recorded in input_kind_
         y = check_targets(y, len(first))
         check_classification_targets(y)
         classes = np.unique(y)
@@ -338,10 +355,13 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         _, config = load_encoder_files(path, tokenizer=False)  # the tokenizer is loaded (or cached) with the fit
         check_max_length(self.max_length, config)
         head_layers = resolve_head_layers(self.head_layers, int(config.num_hidden_layers))
+        check_against_heads(self, head_layers)
         memory, params = fit_params(self, path, head_layers, device)
         result, from_cache, fit_key = cached_fit_network(
             memory, first, second, y, params, device=device, verbose=self.verbose
         )
+        warn_if_learned_nothing(result.calibration_proba, result.calibration_inputs)
+        self.input_kind_ = input_kind(X, second)
 
         self.classes_ = result.classes
         self.n_layers_ = result.n_layers
@@ -446,11 +466,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return backend_calibration_report(calibration, self.calibration_report_)
 
     def _predict_proba_exits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        check_is_fitted(self, "network_")
-        criterion = resolve_criterion(self.exit_criterion)
+        criterion = self._criterion()
         threshold = self._effective_threshold(criterion)
         engine = self._engine()
-        first, second = check_texts(X)
+        first, second = check_texts(X, self.input_kind_)
         return engine.predict(first, second, criterion, threshold)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -560,10 +579,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _replayed_predict(self, X: Any, fit_key: str) -> np.ndarray:
         """``predict``'s labels replayed from every head's memoised probabilities (see :meth:`score`)."""
-        criterion = resolve_criterion(self.exit_criterion)
+        criterion = self._criterion()
         threshold = self._effective_threshold(criterion)
         engine = self._engine()
-        first, second = check_texts(X)
+        first, second = check_texts(X, self.input_kind_)
         settings = (resolve_backend(self.backend), engine.device.type, engine.max_length, engine.mixed_precision)
         key = head_proba_key(fit_key, first, second, settings)
         proba = RECENT_HEAD_PROBA.get(key)
@@ -575,6 +594,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[proba[exit_heads, np.arange(proba.shape[1])].argmax(axis=1)]
 
     # ------------------------------------------------------------ trade-offs
+    def _criterion(self) -> ExitCriterion:
+        """The exit rule of a fitted model, checked against its exit heads."""
+        check_is_fitted(self, "network_")
+        return resolve_criterion(self.exit_criterion, len(self.head_layers_))
+
     def _effective_threshold(self, criterion: ExitCriterion) -> float:
         """The threshold ``predict`` uses: ``threshold``, or the one reaching ``target_speedup`` when set."""
         if self.target_speedup is None:
@@ -583,7 +607,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _threshold_for_speedup(self, target_speedup: Any, criterion: ExitCriterion) -> float:
         check_is_fitted(self, "network_")
-        target = check_number("target_speedup", target_speedup, kind=float, low=1, high=self.head_layers_[-1])
+        target = check_target_speedup(target_speedup, self.head_layers_)
         _, calibration = self._backend_calibration(self.backend, resolve_device(self.device))
         return threshold_for_speedup(criterion, calibration.proba, self.head_layers_, target)
 
@@ -616,7 +640,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         ValueError
             For a target out of range, or a model fitted with ``calibration_size=0``.
         """
-        return self._threshold_for_speedup(target_speedup, resolve_criterion(self.exit_criterion))
+        return self._threshold_for_speedup(target_speedup, self._criterion())
 
     def exit_curve(
         self,
@@ -675,10 +699,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
             exit rule could gain.
         """
         check_is_fitted(self, "network_")
-        criterion = resolve_criterion(self.exit_criterion)
+        criterion = self._criterion()
         thresholds = check_thresholds(thresholds, DEFAULT_THRESHOLDS)
         engine = self._engine()
-        first, second = check_texts(X)
+        first, second = check_texts(X, self.input_kind_)
         y = check_targets(y, len(first))
         proba = engine.head_proba(first, second)
         return exit_curve_from_proba(

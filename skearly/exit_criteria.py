@@ -25,6 +25,7 @@ import math
 import torch
 
 from skearly._utils.strategy import Registry, Strategy
+from skearly._utils.validation import check_number
 
 __all__ = ["ExitCriterion", "MaxProbability", "Entropy", "Patience", "CRITERIA", "resolve_criterion"]
 
@@ -35,6 +36,13 @@ class ExitCriterion(Strategy):
     Subclasses should be cheap, stateless objects apart from their parameters:
     the per-row state lives in the tensor returned by :meth:`start`.
     """
+
+    def validate(self, n_heads: int) -> None:
+        """Check the parameters against a model with ``n_heads`` exit heads (called by ``fit`` and ``predict``).
+
+        The base class accepts every model; a subclass raises a ``ValueError`` for a
+        setting that could never let a row exit early.
+        """
 
     def start(self, n_rows: int, device: torch.device) -> torch.Tensor | None:
         """Return the initial per-row state for ``n_rows`` rows (``None`` if the rule keeps none)."""
@@ -100,15 +108,22 @@ class Patience(ExitCriterion):
     Parameters
     ----------
     patience : int, default=2
-        Number of consecutive agreeing heads needed to exit (>= 1).
+        Number of consecutive agreeing heads needed to exit (>= 1; numpy integers
+        are accepted), at most the model's number of exit heads (checked by ``fit`` and ``predict``).
     """
 
     name = "patience"
 
     def __init__(self, patience: int = 2) -> None:
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise ValueError(f"patience must be an int >= 1, got {patience!r}.")
-        self.patience = patience
+        self.patience = check_number("patience", patience, kind=int, low=1)
+
+    def validate(self, n_heads: int) -> None:
+        """Refuse a ``patience`` longer than the ``n_heads`` exit heads: no row could exit early."""
+        if self.patience > n_heads:
+            raise ValueError(
+                f"Patience(patience={self.patience}) needs more agreeing heads than this model has ({n_heads}): "
+                f"no row could exit early. Pass patience <= {n_heads}."
+            )
 
     def start(self, n_rows, device):
         """Per-row state: last predicted class (-1 before the first head) and streak length."""
@@ -131,14 +146,20 @@ for _cls in (MaxProbability, Entropy, Patience):
     CRITERIA.register(_cls)
 
 
-def resolve_criterion(criterion: str | ExitCriterion) -> ExitCriterion:
+def resolve_criterion(criterion: str | ExitCriterion, n_heads: int | None = None) -> ExitCriterion:
     """Turn the ``exit_criterion`` parameter (a name or an :class:`ExitCriterion`) into an object.
+
+    With ``n_heads`` (a fitted model's number of exit heads), also check it against
+    that model (:meth:`ExitCriterion.validate`).
 
     Raises
     ------
     ValueError
-        For an unknown name.
+        For an unknown name, or a criterion that does not suit ``n_heads`` heads.
     TypeError
         For anything that is neither a name nor an :class:`ExitCriterion`.
     """
-    return CRITERIA.resolve(criterion)
+    resolved = CRITERIA.resolve(criterion)
+    if n_heads is not None:
+        resolved.validate(n_heads)
+    return resolved

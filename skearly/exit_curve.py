@@ -20,6 +20,7 @@ per-layer bookkeeping cost time too); see ``examples/quickstart.py`` to measure 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,12 +39,49 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "ExitCurveDisplay",
     "exit_curve_from_proba",
+    "check_metric",
     "layer_speedup",
     "threshold_for_speedup",
 ]
 
 #: Thresholds of :meth:`EarlyExitTextClassifier.exit_curve` when none are given (1.0 = full depth).
 DEFAULT_THRESHOLDS: tuple[float, ...] = (1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)
+
+
+def check_metric(scoring: Any) -> Callable[[Any, Any], float]:
+    """``scoring`` checked as a metric function called as ``scoring(y_true, y_pred)`` on labels.
+
+    Parameters
+    ----------
+    scoring : callable
+        The metric.
+
+    Returns
+    -------
+    callable
+        ``scoring`` itself.
+
+    Raises
+    ------
+    TypeError
+        If it is not callable, or is a scikit-learn scorer object (``make_scorer``,
+        ``get_scorer``) or another function of ``(estimator, X, y)``: those need an
+        estimator, while exit curves score many thresholds from one set of predictions.
+    """
+    if not callable(scoring):
+        raise TypeError(f"scoring must be a metric function called as scoring(y_true, y_pred), got {scoring!r}.")
+    metric = getattr(scoring, "_score_func", None)
+    try:
+        first = next(iter(inspect.signature(scoring).parameters), "")
+    except (TypeError, ValueError):  # builtins without a signature: trust them
+        first = ""
+    if metric is not None or first in ("estimator", "clf", "model"):
+        hint = f" such as {getattr(metric, '__name__', 'its metric')}" if metric is not None else ""
+        raise TypeError(
+            f"scoring={scoring!r:.80} is a scorer called as scoring(estimator, X, y); exit curves need a metric "
+            f"function called as scoring(y_true, y_pred){hint} (with options: functools.partial(metric, ...))."
+        )
+    return scoring
 
 
 def layer_speedup(exit_heads: np.ndarray, head_layers: Sequence[int]) -> float:
@@ -106,11 +144,7 @@ def exit_curve_from_proba(
     if n_heads != len(head_layers):
         raise ValueError(f"proba_per_head has {n_heads} heads but head_layers has {len(head_layers)}.")
     y = check_targets(y, n_rows)
-    if scoring is not None and not callable(scoring):
-        raise TypeError(
-            f"scoring must be None or a metric function called as scoring(y_true, y_pred), got {scoring!r}."
-        )
-    score = accuracy_score if scoring is None else scoring
+    score = accuracy_score if scoring is None else check_metric(scoring)
     score_name = "accuracy" if scoring is None else "score"
     layers = np.asarray(head_layers, dtype=np.int64)
     predicted = np.asarray(classes)[proba_per_head.argmax(axis=2)]  # (n_heads, n_rows) labels
@@ -223,6 +257,23 @@ def threshold_for_speedup(
         else:
             low = middle + 1
     return float(candidates[low])
+
+
+def _check_curve_table(curve: Any) -> None:
+    """Refuse a table that is not an exit curve (``ExitCurveDisplay.from_curve``), naming what is missing."""
+    if not isinstance(curve, pd.DataFrame):
+        raise TypeError(f"curve must be the DataFrame returned by exit_curve, got {type(curve).__name__}.")
+    needed = ["kind", "threshold", "expected_speedup"]
+    missing = [c for c in needed if c not in curve.columns]
+    if "accuracy" not in curve.columns and "score" not in curve.columns:
+        missing.append("accuracy or score")
+    if missing:
+        raise ValueError(
+            f"curve lacks the column(s) {missing} of an exit-curve table (columns kind, threshold, accuracy or "
+            f"score, expected_speedup ...: pass the DataFrame returned by exit_curve); it has {list(curve.columns)}."
+        )
+    if not (curve["kind"] == "threshold").any():
+        raise ValueError("curve has no row of kind 'threshold': pass the DataFrame returned by exit_curve.")
 
 
 class ExitCurveDisplay:
@@ -368,7 +419,15 @@ class ExitCurveDisplay:
         Returns
         -------
         ExitCurveDisplay
+
+        Raises
+        ------
+        TypeError
+            If ``curve`` is not a DataFrame.
+        ValueError
+            If it lacks a column of an exit-curve table or has no threshold rows.
         """
+        _check_curve_table(curve)
         score_name = "accuracy" if "accuracy" in curve.columns else "score"
         points = curve[curve["kind"] == "threshold"]
         oracle = curve[curve["kind"] == "oracle"]

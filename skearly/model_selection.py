@@ -24,7 +24,8 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from skearly._utils.validation import check_number, check_targets, check_thresholds
+from skearly._utils.validation import check_number, check_targets, check_texts, check_thresholds
+from skearly.exit_curve import check_metric
 
 __all__ = ["SCORING", "EarlyExitThresholdCV"]
 
@@ -43,7 +44,7 @@ _DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0
 def _metric(scoring: Any) -> Callable[[Any, Any], float]:
     """The metric function of ``scoring`` (a name of :data:`SCORING` or a callable)."""
     if callable(scoring):
-        return scoring
+        return check_metric(scoring)
     if isinstance(scoring, str) and scoring in SCORING:
         return SCORING[scoring]
     raise ValueError(
@@ -222,7 +223,8 @@ class EarlyExitThresholdCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             The fitted search.
         """
         thresholds, metric, min_speedup, min_score = self._check_params()
-        y = check_targets(y, len(X))
+        first, _ = check_texts(X)  # X itself is what the folds get; checked here, before any fit
+        y = check_targets(y, len(first))
         splitter = check_cv(self.cv, y, classifier=True)
         scores, speedups, layers = [], [], []
         for train, test in splitter.split(np.zeros((len(y), 1)), y, groups):

@@ -24,14 +24,13 @@ Write your own by subclassing :class:`TrainingObjective` and overriding
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Integral, Real
 
 import torch
 from torch.nn import functional as F
 
 from skearly._utils.strategy import Registry, Strategy
+from skearly._utils.validation import check_number
 
 __all__ = [
     "TrainingObjective",
@@ -50,6 +49,13 @@ class TrainingObjective(Strategy):
     Objects hold only their parameters (they are compared, hashed and saved by
     them, and are part of the fit cache's key).
     """
+
+    def validate(self, *, n_epochs: int, n_heads: int) -> None:
+        """Check the parameters against the fit they serve (``fit`` calls it before training).
+
+        The base class accepts every fit; a subclass raises a ``ValueError`` for a
+        setting that would silently do nothing with ``n_epochs`` epochs and ``n_heads`` exit heads.
+        """
 
     def loss(
         self,
@@ -118,6 +124,12 @@ class DepthWeighted(TrainingObjective):
         return _layer_weighted_cross_entropy(logits, target, exit_layers, 1.0)
 
 
+#: Largest ``|power|`` of :class:`LayerWeighted`: ``48 ** 10`` still fits a float32 weight comfortably.
+_MAX_POWER = 10.0
+#: Largest softening temperature of :class:`SelfDistillation` (beyond, every distribution is uniform).
+_MAX_TEMPERATURE = 100.0
+
+
 class LayerWeighted(TrainingObjective):
     """Cross-entropies weighted by a power of the layer number: ``sum_i l_i^p CE_i / sum_i l_i^p``.
 
@@ -129,15 +141,14 @@ class LayerWeighted(TrainingObjective):
     Parameters
     ----------
     power : float, default=-1.0
-        Exponent ``p`` of the layer number (any finite number).
+        Exponent ``p`` of the layer number, in ``[-10, 10]`` (beyond, the weights of
+        a deep encoder overflow or all go to one head).
     """
 
     name = "layer_weighted"
 
     def __init__(self, power: float = -1.0) -> None:
-        if isinstance(power, bool) or not isinstance(power, Real) or not math.isfinite(power):
-            raise ValueError(f"power must be a finite number, got {power!r}.")
-        self.power = float(power)
+        self.power = check_number("power", power, kind=float, low=-_MAX_POWER, high=_MAX_POWER)
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """Weighted mean of the heads' cross-entropies (see :meth:`TrainingObjective.loss`)."""
@@ -158,7 +169,7 @@ class SelfDistillation(TrainingObjective):
     Parameters
     ----------
     temperature : float, default=2.0
-        Softening temperature ``T`` of teacher and students (> 0); the KL term
+        Softening temperature ``T`` of teacher and students, in ``(0, 100]``; the KL term
         is scaled by ``T**2`` so its gradients keep their size (Hinton et al., 2015).
     alpha : float, default=0.5
         Weight of the distillation term for the early heads, in [0, 1]: 0 is
@@ -166,20 +177,25 @@ class SelfDistillation(TrainingObjective):
     warmup_epochs : int, default=0
         Number of first epochs trained on the summed loss (:class:`SummedCrossEntropy`)
         before distillation starts; 0 distils from the first step (joint training).
+        Less than the estimator's ``epochs`` (checked by ``fit``), so that distillation happens.
     """
 
     name = "distill"
 
     def __init__(self, temperature: float = 2.0, alpha: float = 0.5, warmup_epochs: int = 0) -> None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, Integral) or warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}.")
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        self.warmup_epochs = int(warmup_epochs)
+        self.temperature = check_number(
+            "temperature", temperature, kind=float, low=0, low_open=True, high=_MAX_TEMPERATURE
+        )
+        self.alpha = check_number("alpha", alpha, kind=float, low=0, high=1)
+        self.warmup_epochs = check_number("warmup_epochs", warmup_epochs, kind=int, low=0)
+
+    def validate(self, *, n_epochs: int, n_heads: int) -> None:
+        """Refuse ``warmup_epochs >= n_epochs`` (> 0): distillation would never start."""
+        if self.warmup_epochs and self.warmup_epochs >= n_epochs:
+            raise ValueError(
+                f"SelfDistillation(warmup_epochs={self.warmup_epochs}) with epochs={n_epochs}: distillation would "
+                f"never start. Pass warmup_epochs < epochs (at most {max(n_epochs - 1, 0)}), or more epochs."
+            )
 
     def loss(self, logits, target, *, exit_layers, epoch, n_epochs):
         """Labels for the final head, labels and the final head's soft targets for the others."""

@@ -16,17 +16,24 @@ code, so loading it cannot run anything (unlike pickle/joblib files):
 ``tokenizer/``
     The tokenizer, as written by ``tokenizer.save_pretrained``.
 
-Loading checks the format version and reports a missing or corrupted file with a
-:class:`ValueError` that names it.
+Saving is atomic: the files are written into a scratch folder beside ``path``,
+which then replaces it by renames, so an interrupted or failed save leaves an
+existing model folder as it was. Loading checks the format version, the encoder
+family, and the whole fitted state against a schema (types, shapes, agreement
+with the network), and reports a missing, corrupted or half-written file with a
+:class:`ValueError` that names it (and the key, for the fitted state).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
+import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,7 @@ from skearly._version import __version__
 from skearly.exit_criteria import CRITERIA
 from skearly.inference import BACKENDS, SCHEDULERS
 from skearly.network import MultiExitNetwork
+from skearly.network.adapters import supported_model_types
 from skearly.objectives import OBJECTIVES
 
 __all__ = [
@@ -248,7 +256,8 @@ def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
     estimator : EarlyExitTextClassifier
         A fitted estimator.
     path : str or path-like
-        Folder to create (or to update: skearly's files in it are overwritten).
+        Folder to create (or to replace: skearly's files in it are replaced, other files kept).
+        Written beside it first, then renamed into place: a failed save leaves it as it was.
 
     Returns
     -------
@@ -298,16 +307,37 @@ def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
         raise ValueError(f"Weight names clash with fitted arrays: {sorted(clashes)}.")
     tensors.update({key: torch.from_numpy(array.copy()) for key, array in arrays.items()})
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / METADATA_FILE).unlink(missing_ok=True)  # written last: an interrupted save leaves no loadable mix
-    save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt", "skearly_format_version": str(FORMAT_VERSION)})
-    (folder / CONFIG_FILE).write_text(network.config.to_json_string(use_diff=False), encoding="utf-8")
-    tokenizer_dir = folder / TOKENIZER_DIR
-    if tokenizer_dir.exists():
-        shutil.rmtree(tokenizer_dir)
-    estimator.tokenizer_.save_pretrained(tokenizer_dir)
-    (folder / METADATA_FILE).write_text(text, encoding="utf-8")  # last: a folder without it is incomplete
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    try:
+        file_metadata = {"format": "pt", "skearly_format_version": str(FORMAT_VERSION)}
+        save_file(tensors, scratch / WEIGHTS_FILE, metadata=file_metadata)
+        (scratch / CONFIG_FILE).write_text(network.config.to_json_string(use_diff=False), encoding="utf-8")
+        estimator.tokenizer_.save_pretrained(scratch / TOKENIZER_DIR)
+        (scratch / METADATA_FILE).write_text(text, encoding="utf-8")  # last: a folder without it is incomplete
+        _publish(scratch, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # gone already once published
     return folder
+
+
+def _publish(scratch: Path, folder: Path) -> None:
+    """Put the complete folder ``scratch`` in place of ``folder`` by renames, keeping the user's other files.
+
+    Entries of an existing ``folder`` that are not skearly's are moved into ``scratch`` first;
+    the old folder is renamed aside, ``scratch`` renamed into place, and the old one removed.
+    """
+    if not folder.exists():
+        os.replace(scratch, folder)
+        return
+    ours = {WEIGHTS_FILE, METADATA_FILE, CONFIG_FILE, TOKENIZER_DIR}
+    for entry in folder.iterdir():
+        if entry.name not in ours:
+            os.replace(entry, scratch / entry.name)
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-", dir=folder.parent))
+    os.replace(folder, old / folder.name)
+    os.replace(scratch, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_json(file: Path) -> dict[str, Any]:
@@ -356,7 +386,9 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
     ------
     ValueError
         If the folder or one of its files is missing or corrupted (the message
-        names the file), or its format version is newer or unknown.
+        names the file), its format version is newer or unknown, its encoder family
+        is not supported, or its fitted state does not match the schema (the
+        message names the file and the key).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -380,6 +412,12 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
 
     config_file = folder / CONFIG_FILE
     config_dict = _read_json(config_file)
+    model_type = config_dict.get("model_type")
+    if model_type is not None and model_type not in supported_model_types():
+        raise ValueError(
+            f"{CONFIG_FILE} in {folder} has model_type={model_type!r}, an encoder family skearly does not "
+            f"support (supported: {', '.join(supported_model_types())})."
+        )
     try:
         config = AutoConfig.for_model(**config_dict)
     except (KeyError, ValueError, TypeError) as exc:
@@ -390,11 +428,12 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
             k: _decode_strategy(k, v) if k in _STRATEGY_PARAMS else _decode(v, {})
             for k, v in metadata["params"].items()
         }
-        fitted = {k: _decode(v, arrays) for k, v in metadata["fitted"].items()}
+        fitted = _decode_fitted(metadata["fitted"], arrays, meta_file)
         architecture = metadata["network"]
         network = MultiExitNetwork.from_config(config, **architecture)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{METADATA_FILE} in {folder} is corrupted or incomplete: {exc!r}") from exc
+    _check_fitted(fitted, architecture, int(config.num_hidden_layers), meta_file)
     try:
         network.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -422,3 +461,101 @@ def load_estimator(path: str | os.PathLike[str], cls: type) -> Any:
     estimator.network_ = network.eval()
     estimator.tokenizer_ = tokenizer
     return estimator
+
+
+# ----------------------------------------------------------------------------- fitted-state schema
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _float_array(value: Any, ndim: int) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim == ndim
+
+
+def _input_kind(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) != {"pairs", "columns"} or not isinstance(value["pairs"], bool):
+        return False
+    columns = value["columns"]
+    return columns is None or (isinstance(columns, list) and all(isinstance(c, str) for c in columns))
+
+
+_CALIBRATION_INPUT_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "labels", "pad_token_id"})
+
+#: Every fitted attribute ``fit`` sets (and :func:`save_estimator` writes): a test of its value given
+#: the network (``n_heads``, ``n_classes``, ``n_layers``), and what it should be, for the message.
+_FITTED_SCHEMA: dict[str, tuple[Callable[[Any, dict[str, int]], bool], str]] = {
+    "classes_": (
+        lambda v, n: isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n["n_classes"],
+        "a 1-D array of the {n_classes} class labels",
+    ),
+    "n_layers_": (lambda v, n: _is_int(v) and v == n["n_layers"], "the int {n_layers} (the encoder's layers)"),
+    "head_layers_": (
+        lambda v, n: isinstance(v, tuple) and all(_is_int(x) for x in v) and list(v) == n["exit_layers"],
+        "a tuple of ints, the network's exit layers {exit_layers}",
+    ),
+    "temperatures_": (
+        lambda v, n: _float_array(v, 1) and len(v) == n["n_heads"] and bool(np.all(np.isfinite(v) & (v > 0))),
+        "a 1-D float array of {n_heads} positive finite temperatures",
+    ),
+    "calibration_report_": (
+        lambda v, n: isinstance(v, pd.DataFrame) and len(v) == n["n_heads"],
+        "a DataFrame with one row per exit head ({n_heads})",
+    ),
+    "calibration_proba_": (
+        lambda v, n: _float_array(v, 3) and v.shape[0] == n["n_heads"] and v.shape[2] == n["n_classes"],
+        "a float array of shape ({n_heads}, n_calibration, {n_classes})",
+    ),
+    "calibration_inputs_": (
+        lambda v, n: v is None or (isinstance(v, dict) and set(v) == _CALIBRATION_INPUT_KEYS),
+        "None or a dict with the keys " + str(sorted(_CALIBRATION_INPUT_KEYS)),
+    ),
+    "input_kind_": (lambda v, n: _input_kind(v), 'a dict {{"pairs": bool, "columns": list of str or None}}'),
+    "loss_curve_": (
+        lambda v, n: isinstance(v, list) and all(_is_real(x) for x in v),
+        "a list of numbers (the mean loss of each epoch)",
+    ),
+    "fit_time_": (lambda v, n: _is_real(v) and v >= 0, "a number of seconds >= 0"),
+}
+
+
+def _decode_fitted(data: Any, arrays: dict[str, np.ndarray], file: Path) -> dict[str, Any]:
+    """The fitted attributes of ``skearly.json``, decoded one by one so that an error names its key."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{file.name} in {file.parent} is corrupted: 'fitted' should be an object, got {data!r:.60}.")
+    fitted = {}
+    for name, value in data.items():
+        try:
+            fitted[name] = _decode(value, arrays)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ValueError(
+                f"{file.name} in {file.parent} is corrupted: the fitted attribute {name!r} cannot be read "
+                f"({exc!r:.120})."
+            ) from None
+    return fitted
+
+
+def _check_fitted(fitted: dict[str, Any], architecture: dict[str, Any], n_layers: int, file: Path) -> None:
+    """Check the decoded fitted state against :data:`_FITTED_SCHEMA`; a ``ValueError`` names the file and key."""
+    exit_layers = list(architecture["exit_layers"])
+    sizes = {
+        "n_heads": len(exit_layers),
+        "n_classes": int(architecture["n_classes"]),
+        "n_layers": n_layers,
+        "exit_layers": exit_layers,
+    }
+    for name, (test, expected) in _FITTED_SCHEMA.items():
+        if name not in fitted:
+            raise ValueError(
+                f"{file.name} in {file.parent} is incomplete: the fitted attribute {name!r} is missing "
+                f"(it should be {expected.format(**sizes)}). Save the model again with EarlyExitTextClassifier.save."
+            )
+        value = fitted[name]
+        if not test(value, sizes):
+            raise ValueError(
+                f"{file.name} in {file.parent} is corrupted: the fitted attribute {name!r} should be "
+                f"{expected.format(**sizes)}, got {type(value).__name__} {value!r:.80}."
+            )

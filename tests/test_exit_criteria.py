@@ -38,8 +38,11 @@ def test_patience_counts_consecutive_agreement():
 
 
 def test_patience_rejects_bad_values():
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="patience"):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=r"patience must be in \[1, inf\)"):
+            Patience(bad)
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="patience must be an int"):
             Patience(bad)
 
 

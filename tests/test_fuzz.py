@@ -1,10 +1,13 @@
-"""Hypothesis fuzzing of fit / predict / predict_proba / score with hostile inputs.
+"""Hypothesis fuzzing of fit / predict / predict_proba / score with hostile inputs, and of the other surfaces.
 
 Every generated input must give either a result of the right shape, or a
 ``ValueError`` / ``TypeError`` whose message names the bad row (``X[3]``) or the
 bad argument (``X``, ``y``, ``threshold`` ...). Any other exception fails.
+Beyond fit and predict: the input kind a model was fitted on (texts or pairs),
+strategy parameters, exit-curve tables, the threshold search, Spark's column
+arguments and edits of a saved model's fitted state.
 
-About 2,000 inputs in total by default; ``pytest --fuzz-long`` runs 5x more.
+About 3,000 inputs in total by default; ``pytest --fuzz-long`` runs 5x more.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import fractions
 import math
 import re
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -23,14 +27,20 @@ import scipy.sparse
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import accuracy_score, get_scorer
 
 from skearly import EarlyExitTextClassifier
 from skearly.encoders import make_tiny_encoder
+from skearly.exit_criteria import Patience
+from skearly.exit_curve import ExitCurveDisplay
+from skearly.model_selection import EarlyExitThresholdCV
+from skearly.objectives import LayerWeighted, SelfDistillation
 
 pytestmark = pytest.mark.fuzz
 
-# examples per test at scale 1 (``--fuzz-long`` multiplies by 5): 2,100 in total
+# examples per test at scale 1 (``--fuzz-long`` multiplies by 5): 3,040 in total
 N_PREDICT, N_PAIRS, N_SCORE, N_THRESHOLD, N_FIT = 700, 400, 300, 200, 500
+N_KIND, N_STRATEGY, N_CURVE, N_SEARCH, N_SPARK, N_STATE = 150, 300, 200, 40, 200, 50
 
 OUTCOMES: collections.Counter = collections.Counter()
 
@@ -239,6 +249,18 @@ def micro_encoder(tmp_path_factory) -> str:
     return str(make_tiny_encoder(tmp_path_factory.mktemp("micro-encoder"), n_layers=2, hidden_size=8, n_heads=2))
 
 
+@pytest.fixture(scope="module")
+def pair_model(micro_encoder):
+    """A micro model fitted on text pairs (without column names), for inputs that are pairs."""
+    X = [(f"premise {i} good", f"hypothesis {i % 3}") for i in range(8)]
+    return EarlyExitTextClassifier(micro_encoder, epochs=1, calibration_size=0, random_state=0).fit(X, [0, 1] * 4)
+
+
+def for_kind(X, model, pair_model):
+    """The model fitted on X's kind: pairs go to ``pair_model``, anything else to ``model``."""
+    return pair_model if is_pairs(X) else model
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report_outcomes():
     """Print the outcome counts (visible with ``pytest -s``)."""
@@ -264,35 +286,56 @@ def check_proba(proba, n: int, n_classes: int) -> None:
 
 
 # ------------------------------------------------------------------------------ predict
-def test_fuzz_predict(model, fuzz_scale):
+def test_fuzz_predict(model, pair_model, fuzz_scale):
     @fuzz_settings(N_PREDICT, fuzz_scale)
     @given(any_X)
     def run(case):
         X, ok = case
-        result = outcome("predict", lambda: model.predict(X), ok, X_NAMES, X)
+        clf = for_kind(X, model, pair_model)
+        result = outcome("predict", lambda: clf.predict(X), ok, X_NAMES, X)
         if result is not None:
             n = n_rows(X)
-            assert result.shape == (n,) and set(result) <= set(model.classes_)
-            assert model.exit_layers_.shape == (n,)
+            assert result.shape == (n,) and set(result) <= set(clf.classes_)
+            assert clf.exit_layers_.shape == (n,)
 
     run()
 
 
-def test_fuzz_predict_proba_and_exits(model, fuzz_scale):
+def test_fuzz_predict_proba_and_exits(model, pair_model, fuzz_scale):
     @fuzz_settings(N_PAIRS, fuzz_scale)
     @given(st.one_of(text_pairs(), single_texts(), odd_inputs), st.booleans())
     def run(case, with_exits):
         X, ok = case
+        clf = for_kind(X, model, pair_model)
         if with_exits:
-            result = outcome("with_exits", lambda: model.predict_with_exits(X), ok, X_NAMES, X)
+            result = outcome("with_exits", lambda: clf.predict_with_exits(X), ok, X_NAMES, X)
             if result is not None:
                 y_pred, layers = result
                 assert y_pred.shape == layers.shape == (n_rows(X),)
-                assert set(layers) <= set(model.head_layers_)
+                assert set(layers) <= set(clf.head_layers_)
         else:
-            result = outcome("predict_proba", lambda: model.predict_proba(X), ok, X_NAMES, X)
+            result = outcome("predict_proba", lambda: clf.predict_proba(X), ok, X_NAMES, X)
             if result is not None:
-                check_proba(result, n_rows(X), len(model.classes_))
+                check_proba(result, n_rows(X), len(clf.classes_))
+
+    run()
+
+
+def test_fuzz_input_kind(model, pair_model, fuzz_scale):
+    """Valid texts and pairs: accepted by the model fitted on their kind, refused (ValueError) by the other."""
+
+    @fuzz_settings(N_KIND, fuzz_scale)
+    @given(st.one_of(single_texts(hostile=False), text_pairs(hostile=False)), st.booleans())
+    def run(case, same_kind):
+        X, _ = case
+        fitted_on = for_kind(X, model, pair_model)
+        clf = fitted_on if same_kind else (model if fitted_on is pair_model else pair_model)
+        if same_kind:
+            assert outcome("input_kind", lambda: clf.predict(X), True, X_NAMES, X).shape == (n_rows(X),)
+            return
+        with pytest.raises(ValueError, match=r"X holds .* but this model was fitted on"):
+            clf.predict(X)
+        OUTCOMES["input_kind", "ValueError"] += 1
 
     run()
 
@@ -353,7 +396,7 @@ def labels_for(draw, n: int, kind: str, exact: bool = False):
 Y_NAMES = re.compile(r"\by\b|\bX\b|X\[\d+\]|sample_weight")
 
 
-def test_fuzz_score(model, fuzz_scale):
+def test_fuzz_score(model, pair_model, fuzz_scale):
     @fuzz_settings(N_SCORE, fuzz_scale)
     @given(st.data())
     def run(data):
@@ -369,7 +412,8 @@ def test_fuzz_score(model, fuzz_scale):
             n = 3
         y, y_ok = data.draw(labels_for(n, kind))
         is_strings = len(y) > 0 and isinstance(np.asarray(y, dtype=object).ravel()[0], str)
-        result = outcome("score", lambda: model.score(X, y), x_ok and y_ok and not is_strings, Y_NAMES, X)
+        clf = for_kind(X, model, pair_model)
+        result = outcome("score", lambda: clf.score(X, y), x_ok and y_ok and not is_strings, Y_NAMES, X)
         if result is not None:
             assert isinstance(result, float) and 0.0 <= result <= 1.0
 
@@ -460,6 +504,205 @@ def test_fuzz_fit(micro_encoder, fuzz_scale):
     run()
 
 
+# ------------------------------------------------------------------------------ strategy parameters
+odd_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-2000, 2000),
+    st.sampled_from([np.int64(2), np.int32(-3), np.float32(1.5), np.float64(np.inf), True, None, "2", [1], 1j]),
+)
+
+
+def _is_number(value, integral: bool) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (int, np.integer) if integral else (int, float, np.integer, np.floating))
+
+
+STRATEGIES = {
+    # name: (build, parameter, valid value test)
+    "LayerWeighted": (lambda v: LayerWeighted(power=v), "power", lambda v: _is_number(v, False) and -10 <= v <= 10),
+    "temperature": (
+        lambda v: SelfDistillation(temperature=v),
+        "temperature",
+        lambda v: _is_number(v, False) and 0 < v <= 100,
+    ),
+    "alpha": (lambda v: SelfDistillation(alpha=v), "alpha", lambda v: _is_number(v, False) and 0 <= v <= 1),
+    "warmup_epochs": (
+        lambda v: SelfDistillation(warmup_epochs=v),
+        "warmup_epochs",
+        lambda v: _is_number(v, True) and v >= 0,
+    ),
+    "Patience": (lambda v: Patience(v), "patience", lambda v: _is_number(v, True) and v >= 1),
+}
+
+
+def test_fuzz_strategy_parameters(fuzz_scale):
+    """Every strategy parameter is accepted iff finite and in range (numpy numbers too), else refused naming it."""
+
+    @fuzz_settings(N_STRATEGY, fuzz_scale)
+    @given(st.sampled_from(sorted(STRATEGIES)), odd_numbers)
+    def run(name, value):
+        build, parameter, valid = STRATEGIES[name]
+        built = outcome("strategy", lambda: build(value), valid(value), re.compile(rf"\b{parameter}\b"))
+        if built is not None:
+            assert getattr(built, parameter) == value and math.isfinite(getattr(built, parameter))
+
+    run()
+
+
+# ------------------------------------------------------------------------------ exit-curve tables
+CURVE_COLUMNS = ["kind", "threshold", "accuracy", "score", "expected_speedup", "mean_exit_layer", "frac_layer_1"]
+
+
+@st.composite
+def curve_tables(draw):
+    """Tables shaped more or less like an exit curve: (table, valid)."""
+    columns = draw(st.lists(st.sampled_from(CURVE_COLUMNS), unique=True, max_size=len(CURVE_COLUMNS)))
+    n = draw(st.integers(0, 5))
+    data = {}
+    for column in columns:
+        if column == "kind":
+            kinds = st.sampled_from(["threshold", "oracle", "oracle_correct", "x"])
+            data[column] = draw(st.lists(kinds, min_size=n, max_size=n))
+        else:
+            data[column] = draw(st.lists(st.one_of(st.floats(0, 12), st.just(float("nan"))), min_size=n, max_size=n))
+    table = pd.DataFrame(data, columns=columns)
+    valid = (
+        {"kind", "threshold", "expected_speedup"} <= set(columns)
+        and bool({"accuracy", "score"} & set(columns))
+        and (table["kind"] == "threshold").any()
+    )
+    return table, valid
+
+
+def test_fuzz_exit_curve_tables(fuzz_scale):
+    not_tables = st.sampled_from([None, [], {"kind": ["threshold"]}, "table"]).map(lambda t: (t, False))
+
+    @fuzz_settings(N_CURVE, fuzz_scale)
+    @given(st.one_of(curve_tables(), not_tables))
+    def run(case):
+        table, valid = case
+        display = outcome("curve_table", lambda: ExitCurveDisplay.from_curve(table), valid, re.compile(r"\bcurve\b"))
+        if display is not None:
+            assert len(display.speedup) == len(display.score) == int((table["kind"] == "threshold").sum())
+
+    run()
+
+
+# ------------------------------------------------------------------------------ threshold search
+SEARCH_NAMES = re.compile(r"\b(X|y|thresholds?|scoring|min_speedup|min_score|cv)\b|X\[\d+\]|n_splits")
+
+
+def test_fuzz_threshold_search(micro_encoder, fuzz_scale):
+    texts = [f"{word} film {i}" for i, word in enumerate(["great", "awful"] * 4)]
+    labels = [0, 1] * 4
+
+    @fuzz_settings(N_SEARCH, fuzz_scale)
+    @given(st.data())
+    def run(data):
+        X, x_ok = data.draw(st.one_of(st.just((texts, True)), single_texts(), odd_inputs), label="X")
+        if X is not texts:
+            x_ok = False  # too few rows, or of one class, for 2 folds
+        thresholds = data.draw(st.sampled_from([None, (0.5, 0.9), (0.9, 0.9), (), (1.5,), "0.9", (np.float32(0.7),)]))
+        scoring = data.draw(
+            st.sampled_from(["accuracy", "f1_macro", "nope", accuracy_score, get_scorer("accuracy"), 3, None])
+        )
+        min_speedup = data.draw(st.sampled_from([None, None, 1.0, 1.5, 0.5, float("nan"), "2"]))
+        ok = (
+            x_ok
+            and thresholds in (None, (0.5, 0.9), (np.float32(0.7),))
+            and scoring in ("accuracy", "f1_macro", accuracy_score)
+            and (min_speedup is None or min_speedup in (1.0, 1.5))
+        )
+        model = EarlyExitTextClassifier(micro_encoder, epochs=1, calibration_size=0, random_state=0)
+        search = EarlyExitThresholdCV(model, thresholds=thresholds, scoring=scoring, min_speedup=min_speedup, cv=2)
+        fitted = outcome("search", lambda: search.fit(X, labels), ok, SEARCH_NAMES)
+        if fitted is not None:
+            assert 0 < fitted.best_threshold_ <= 1 and fitted.n_splits_ == 2
+
+    run()
+
+
+# ------------------------------------------------------------------------------ Spark column arguments
+class _SparkFrameStandIn:
+    """What ``predict_spark`` reads from a Spark DataFrame on the driver, without starting Spark."""
+
+    def __init__(self, columns: list[str]) -> None:
+        from pyspark.sql import types
+
+        self.columns = columns
+        self.schema = types.StructType([types.StructField(c, types.StringType()) for c in columns])
+        # torch_threads is always given, so only the broadcast of a fitted model is used
+        self.sparkSession = SimpleNamespace(sparkContext=SimpleNamespace(broadcast=lambda model: model))
+
+    def mapInPandas(self, function, schema):
+        return schema
+
+
+def test_fuzz_spark_column_arguments(model, fuzz_scale):
+    pytest.importorskip("pyspark")
+    from skearly.integrations.spark import predict_spark
+
+    column = st.one_of(st.sampled_from(["text", "other", "id", "missing", ""]), st.none(), st.integers(), st.just(1.5))
+
+    @fuzz_settings(N_SPARK, fuzz_scale)
+    @given(st.one_of(column, st.lists(column, max_size=3), st.tuples(column, column)), st.booleans())
+    def run(text_col, pandas_frame):
+        frame = pd.DataFrame({"id": ["1"], "text": ["a"], "other": ["b"]})
+        sdf = frame if pandas_frame else _SparkFrameStandIn(list(frame.columns))
+        names = [text_col] if isinstance(text_col, str) else text_col if isinstance(text_col, list | tuple) else []
+        ok = not pandas_frame and len(names) in (1, 2) and all(n in ("text", "other", "id") for n in names)
+        schema = outcome(
+            "spark_args",
+            lambda: predict_spark(model, sdf, text_col, torch_threads=1),
+            ok,
+            re.compile(r"\b(text_col|sdf)\b"),
+        )
+        if schema is not None:
+            assert schema.fieldNames() == ["id", "text", "other", "prediction", "probability", "exit_layer"]
+
+    run()
+
+
+# ------------------------------------------------------------------------------ saved fitted state
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2), st.text(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=2)),
+    max_leaves=6,
+)
+
+
+def test_fuzz_saved_fitted_state(model, tmp_path_factory, fuzz_scale):
+    """Edits of a saved model's fitted state load as valid, or are refused naming skearly.json and the key."""
+    import json
+    import shutil
+
+    from skearly import persistence
+
+    saved = model.save(tmp_path_factory.mktemp("fuzz-saved") / "model")
+    original = json.loads((saved / persistence.METADATA_FILE).read_text(encoding="utf-8"))
+    keys = sorted(original["fitted"])
+
+    @fuzz_settings(N_STATE, fuzz_scale)
+    @given(st.sampled_from(keys), st.one_of(st.just("delete"), json_values))
+    def run(key, value):
+        folder = tmp_path_factory.mktemp("fuzz-edit") / "model"
+        shutil.copytree(saved, folder)
+        meta = copy.deepcopy(original)
+        if value == "delete":
+            del meta["fitted"][key]
+        else:
+            meta["fitted"][key] = value
+        (folder / persistence.METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        names = re.compile(rf"{re.escape(persistence.METADATA_FILE)}.*{re.escape(key)}", re.S)
+        loaded = outcome("saved_state", lambda: EarlyExitTextClassifier.load(folder), False, names)
+        if loaded is not None:  # an edit that happens to be valid: the model still predicts
+            assert loaded.predict(["good film"]).shape == (1,)
+        shutil.rmtree(folder.parent)
+
+    run()
+
+
 # ------------------------------------------------------------------------------ regressions found by fuzzing
 @pytest.mark.parametrize("stream", [iter(["a", "b"]), (t for t in ["a", "b"]), map(str, [1, 2])])
 def test_iterators_are_refused_with_advice(model, stream):
@@ -467,16 +710,16 @@ def test_iterators_are_refused_with_advice(model, stream):
         model.predict(stream)
 
 
-def test_lone_surrogate_names_the_row(model):
+def test_lone_surrogate_names_the_row(model, pair_model):
     with pytest.raises(ValueError, match=r"X\[1\] is not valid Unicode.*position 3"):
         model.predict(["fine", "bad\ud800 text"])
     with pytest.raises(ValueError, match=r"X\[0\]\[1\] is not valid Unicode"):
-        model.predict([("fine", "\udcff")])
+        pair_model.predict([("fine", "\udcff")])
 
 
-def test_max_length_too_small_for_pairs(model):
+def test_max_length_too_small_for_pairs(model, pair_model):
     with pytest.raises(ValueError, match="max_length=2 is too small for text pairs"):
-        copy.copy(model).set_params(max_length=2).predict([("a " * 600, "b")])
+        copy.copy(pair_model).set_params(max_length=2).predict([("a " * 600, "b")])
     assert copy.copy(model).set_params(max_length=2).predict(["a " * 600]).shape == (1,)
 
 

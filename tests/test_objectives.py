@@ -45,19 +45,22 @@ def test_resolve_objective_names_objects_and_errors():
 
 
 @pytest.mark.parametrize(
-    "params",
+    "params, error",
     [
-        {"temperature": 0},
-        {"temperature": "2"},
-        {"alpha": 1.5},
-        {"alpha": True},
-        {"warmup_epochs": -1},
-        {"warmup_epochs": 1.5},
-        {"warmup_epochs": True},
+        ({"temperature": 0}, ValueError),
+        ({"temperature": float("inf")}, ValueError),
+        ({"temperature": 101}, ValueError),
+        ({"temperature": "2"}, TypeError),
+        ({"alpha": 1.5}, ValueError),
+        ({"alpha": float("nan")}, ValueError),
+        ({"alpha": True}, TypeError),
+        ({"warmup_epochs": -1}, ValueError),
+        ({"warmup_epochs": 1.5}, TypeError),
+        ({"warmup_epochs": True}, TypeError),
     ],
 )
-def test_self_distillation_rejects_bad_parameters(params):
-    with pytest.raises(ValueError, match=next(iter(params))):
+def test_self_distillation_rejects_bad_parameters(params, error):
+    with pytest.raises(error, match=next(iter(params))):
         SelfDistillation(**params)
 
 
@@ -78,9 +81,19 @@ def test_layer_weighted_loss_generalises_depth_weighted():
     torch.testing.assert_close(_loss(LayerWeighted(), logits, target), expected)
 
 
-@pytest.mark.parametrize("power", [float("nan"), float("inf"), "1", True, None])
-def test_layer_weighted_rejects_bad_power(power):
-    with pytest.raises(ValueError, match="power must be a finite number"):
+@pytest.mark.parametrize(
+    "power, error, match",
+    [
+        (float("nan"), ValueError, r"power must be in \[-10.0, 10.0\]"),
+        (float("inf"), ValueError, r"power must be in \[-10.0, 10.0\]"),
+        (1000, ValueError, r"power must be in \[-10.0, 10.0\], got 1000"),
+        ("1", TypeError, "power must be a real number"),
+        (True, TypeError, "power must be a real number"),
+        (None, TypeError, "power must be a real number"),
+    ],
+)
+def test_layer_weighted_rejects_bad_power(power, error, match):
+    with pytest.raises(error, match=match):
         LayerWeighted(power)
 
 

@@ -368,3 +368,86 @@ def test_calibration_inputs_round_trip_and_refit_the_same_temperatures(fitted, s
     expected = copy.deepcopy(fitted).calibration_report("int8")
     assert expected["refitted"].all()
     pd.testing.assert_frame_equal(loaded.calibration_report("int8"), expected)
+
+
+# ------------------------------------------------------------------- fitted-state schema (issue 23)
+def _edit_fitted(folder, edit) -> None:
+    meta_file = folder / METADATA_FILE
+    meta = json.loads(meta_file.read_text())
+    edit(meta["fitted"])
+    meta_file.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "edit, key, match",
+    [
+        (lambda f: f.update(classes_=3), "classes_", "should be a 1-D array of the 2 class labels, got int"),
+        (lambda f: f.update(head_layers_="1234"), "head_layers_", "should be a tuple of ints"),
+        (lambda f: f.pop("temperatures_"), "temperatures_", "is missing"),
+        (lambda f: f.pop("input_kind_"), "input_kind_", "is missing"),
+        (lambda f: f.update(input_kind_={"__dict__": {"pairs": "no", "columns": None}}), "input_kind_", "should be"),
+        (lambda f: f.update(n_layers_=7), "n_layers_", "should be the int 4"),
+        (lambda f: f.update(loss_curve_=["low"]), "loss_curve_", "list of numbers"),
+        (lambda f: f.update(fit_time_=None), "fit_time_", "number of seconds"),
+        (lambda f: f.update(calibration_inputs_=[1]), "calibration_inputs_", "None or a dict"),
+    ],
+)
+def test_load_checks_the_fitted_state_against_the_schema(copy_of_saved, edit, key, match):
+    _edit_fitted(copy_of_saved, edit)
+    message = _load_error(copy_of_saved)
+    assert METADATA_FILE in message and repr(key) in message and match in message
+
+
+def test_every_fitted_attribute_is_in_the_schema(fitted):
+    from skearly import persistence
+
+    saved_names = set(persistence._fitted_attributes(fitted))
+    assert saved_names == set(persistence._FITTED_SCHEMA)
+
+
+def test_unsupported_model_type_is_blamed_on_the_encoder_config(copy_of_saved):
+    config_file = copy_of_saved / CONFIG_FILE
+    config = json.loads(config_file.read_text())
+    config["model_type"] = "gpt2"
+    config_file.write_text(json.dumps(config))
+    message = _load_error(copy_of_saved)
+    assert CONFIG_FILE in message and "model_type='gpt2'" in message and METADATA_FILE not in message
+
+
+# ------------------------------------------------------------------- atomic save (issue 23)
+def test_a_failed_save_leaves_the_previous_model_loadable(fitted, string_fitted, toy_data, tmp_path, monkeypatch):
+    folder = fitted.save(tmp_path / "m")
+    (folder / "README.txt").write_text("mine", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    clf = copy.deepcopy(string_fitted)
+
+    def killed(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(clf.tokenizer_, "save_pretrained", killed)  # the weights are written, then this fails
+    with pytest.raises(OSError, match="simulated"):
+        clf.save(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no scratch folder left behind
+    loaded = EarlyExitTextClassifier.load(folder)
+    np.testing.assert_array_equal(loaded.predict(toy_data[2]), fitted.predict(toy_data[2]))
+
+
+def test_a_successful_save_replaces_the_model_and_keeps_other_files(fitted, string_fitted, tmp_path):
+    folder = fitted.save(tmp_path / "m")
+    (folder / "README.txt").write_text("mine", encoding="utf-8")
+    string_fitted.save(folder)
+    assert (folder / "README.txt").read_text(encoding="utf-8") == "mine"
+    assert EarlyExitTextClassifier.load(folder).classes_.dtype.kind == "U"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_half_written_folder_is_refused(saved, tmp_path):
+    import shutil
+
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(saved / WEIGHTS_FILE, half / WEIGHTS_FILE)  # killed before skearly.json (always written last)
+    shutil.copy(saved / CONFIG_FILE, half / CONFIG_FILE)
+    message = _load_error(half)
+    assert METADATA_FILE in message and "not a complete skearly model folder" in message

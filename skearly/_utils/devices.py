@@ -1,12 +1,13 @@
-"""Where models compute: resolving the ``device`` parameter, and mixed precision on CUDA."""
+"""Where models compute: resolving the ``device`` parameter, mixed precision on CUDA, host-to-device copies."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 
+import numpy as np
 import torch
 
-__all__ = ["resolve_device", "autocast"]
+__all__ = ["resolve_device", "autocast", "to_device"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -24,8 +25,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     Raises
     ------
     ValueError
-        For a string torch cannot parse, or a CUDA device on a machine without
-        CUDA (the message says how to move the model to the CPU).
+        For a string torch cannot parse, a device type other than CPU and CUDA
+        (``"mps"``, ``"xpu"`` ...: skearly runs on those two only), or a CUDA device
+        on a machine without CUDA (the message says how to move the model to the CPU).
     """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -33,6 +35,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device, got {device!r}.") from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is not supported: skearly runs on 'cpu' and 'cuda' (or 'auto') devices only."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this machine. A model fitted on a GPU "
@@ -48,3 +54,16 @@ def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def to_device(data: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``data`` (host memory) as a tensor on ``device``, copied without blocking the host.
+
+    On CUDA the data is first put in pinned (page-locked) memory, so that the
+    copy is queued on the stream (``non_blocking=True``) instead of waiting for
+    the device. Elsewhere the tensor shares ``data``'s memory where it can.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else data
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)

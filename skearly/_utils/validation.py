@@ -21,19 +21,33 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, (float, np.floating)) and np.isnan(value)
 
 
-def _check_text(value: Any, where: str) -> str:
+class TextRowError(ValueError):
+    """A ``ValueError`` about one row of ``X`` (a missing or invalid text); ``row`` is its 0-based index in ``X``.
+
+    Callers that feed ``X`` in pieces (the Spark integration) use ``row`` to name the row's place in their data.
+    """
+
+    def __init__(self, message: str, row: int) -> None:
+        super().__init__(message)
+        self.row = row
+
+
+def _check_text(value: Any, where: str, row: int) -> str:
     if isinstance(value, _STRING_TYPES):
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ValueError(
+                raise TextRowError(
                     f"{where} is not valid Unicode text: it holds an unpaired surrogate "
-                    f"{value[exc.start]!r} at position {exc.start} (was it decoded with errors='surrogateescape'?)."
+                    f"{value[exc.start]!r} at position {exc.start} (was it decoded with errors='surrogateescape'?).",
+                    row,
                 ) from None
         return str(value)
     if _is_missing(value):
-        raise ValueError(f"{where} is missing ({value!r}); every text must be a string (use '' for an empty text).")
+        raise TextRowError(
+            f"{where} is missing ({value!r}); every text must be a string (use '' for an empty text).", row
+        )
     raise TypeError(f"{where} must be a string, got {type(value).__name__}: {value!r:.60}.")
 
 
@@ -80,13 +94,54 @@ def _rows(X: Any) -> tuple[list[Any], bool]:
     return list(X), False
 
 
-def check_texts(X: Any) -> tuple[list[str], list[str] | None]:
+def input_kind(X: Any, second: list[str] | None) -> dict[str, Any]:
+    """What a model is fitted on, as :func:`check_texts` checks it later: texts or pairs, and DataFrame columns.
+
+    Parameters
+    ----------
+    X : the validated input
+        The input ``fit`` was given.
+    second : list of str or None
+        The second texts :func:`check_texts` returned (``None`` for single texts).
+
+    Returns
+    -------
+    dict
+        ``{"pairs": bool, "columns": list of str or None}`` (the DataFrame's column names, else ``None``).
+    """
+    columns = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+    return {"pairs": second is not None, "columns": columns}
+
+
+def _check_kind(X: Any, pairs: bool, fitted: dict[str, Any]) -> None:
+    """Refuse input of another kind than the model was fitted on (see :func:`input_kind`)."""
+    fitted_pairs, fitted_columns = bool(fitted["pairs"]), fitted["columns"]
+    what = "text pairs (2 texts per row)" if fitted_pairs else "single texts (1 text per row)"
+    if pairs != fitted_pairs:
+        shape = "2-column DataFrame or array, or (text, text) pairs" if pairs else "single texts"
+        raise ValueError(
+            f"X holds {'text pairs' if pairs else 'single texts'} ({shape}), but this model was fitted on {what}"
+            f"{f' from the DataFrame columns {fitted_columns}' if fitted_columns else ''}: pass {what}."
+        )
+    if fitted_columns is not None and isinstance(X, pd.DataFrame):
+        columns = [str(c) for c in X.columns]
+        if columns != fitted_columns:
+            raise ValueError(
+                f"X has the columns {columns}, but this model was fitted on a DataFrame with the columns "
+                f"{fitted_columns}: pass those columns, in that order."
+            )
+
+
+def check_texts(X: Any, fitted_kind: dict[str, Any] | None = None) -> tuple[list[str], list[str] | None]:
     """Validate X as single texts or text pairs.
 
     Parameters
     ----------
     X : sequence of str, sequence of (str, str), 1-D/2-D array, Series or DataFrame
         Single texts (1-D) or sentence pairs (2-tuples, or a 2-column array/DataFrame).
+    fitted_kind : dict or None, default=None
+        What the model was fitted on (:func:`input_kind`); ``X`` must be of the same
+        kind (texts or pairs; for a DataFrame fit and a DataFrame ``X``, the same columns).
 
     Returns
     -------
@@ -98,7 +153,8 @@ def check_texts(X: Any) -> tuple[list[str], list[str] | None]:
     Raises
     ------
     ValueError
-        Empty X, missing values (None/NaN), pairs of the wrong length, a mix of texts and pairs.
+        Empty X, missing values (None/NaN), pairs of the wrong length, a mix of texts and pairs,
+        or input of another kind than ``fitted_kind``.
     TypeError
         X of the wrong kind, or an item that is not a string.
     """
@@ -106,16 +162,18 @@ def check_texts(X: Any) -> tuple[list[str], list[str] | None]:
     if len(rows) == 0:
         raise ValueError("X is empty: it needs at least one text.")
     first_is_pair = isinstance(rows[0], (tuple, list))
+    if fitted_kind is not None:
+        _check_kind(X, pairs or first_is_pair, fitted_kind)
     if not pairs and not first_is_pair:
-        return [_check_text(value, f"X[{i}]") for i, value in enumerate(rows)], None
+        return [_check_text(value, f"X[{i}]", i) for i, value in enumerate(rows)], None
     first, second = [], []
     for i, row in enumerate(rows):
         if not isinstance(row, (tuple, list, np.ndarray)):
             raise TypeError(f"X[{i}] must be a (text, text) pair like X[0], got {type(row).__name__}: {row!r:.60}.")
         if len(row) != 2:
             raise ValueError(f"X[{i}] must be a pair of 2 texts, got {len(row)} items.")
-        first.append(_check_text(row[0], f"X[{i}][0]"))
-        second.append(_check_text(row[1], f"X[{i}][1]"))
+        first.append(_check_text(row[0], f"X[{i}][0]", i))
+        second.append(_check_text(row[1], f"X[{i}][1]", i))
     return first, second
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from skearly._utils.optional import import_optional
+from skearly._utils.validation import TextRowError
 from skearly.integrations._serving import predict_all
 
 __all__ = ["predict_spark"]
@@ -52,11 +53,19 @@ def _predict_batches(
     torch.set_num_threads(torch_threads)
     model = _model_of(source)
     prediction_col, probability_col, exit_layer_col = out_cols
+    offset = 0  # rows of this partition already predicted (Arrow batches split a partition)
     for frame in batches:
         if len(frame) == 0:
             continue
         X = frame[text_cols[0]] if len(text_cols) == 1 else frame[text_cols]
-        labels, proba, layers = predict_all(model, X)
+        try:
+            labels, proba, layers = predict_all(model, X)
+        except TextRowError as exc:
+            raise ValueError(
+                f"text_col {text_cols} at row {offset + exc.row} of Spark partition {_partition_id()} (0-based, in "
+                f"the partition's order; filter or fill nulls first, e.g. sdf.na.fill('')): {exc}"
+            ) from None
+        offset += len(frame)
         yield frame.assign(
             **{
                 prediction_col: labels,
@@ -64,6 +73,14 @@ def _predict_batches(
                 exit_layer_col: layers,
             }
         )
+
+
+def _partition_id() -> int | str:
+    """The running Spark task's partition number ("?" outside a task)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return "?" if context is None else context.partitionId()
 
 
 def _spark_type(classes: np.ndarray, types: Any) -> Any:
@@ -138,13 +155,25 @@ def predict_spark(
     ------
     ImportError
         If pyspark is not installed (``pip install 'skearly[spark]'``).
+    TypeError
+        If ``sdf`` is not a Spark DataFrame (a pandas one: call ``predict`` on it), or
+        ``text_col`` is not a column name or a sequence of 2 of them.
     ValueError
-        If ``text_col`` is missing from ``sdf`` or an output column already exists.
+        If ``text_col`` is missing from ``sdf`` or an output column already exists;
+        when the result is computed, a null text, named by its row in its partition.
     """
     import_optional("pyspark.sql", extra="spark", purpose="skearly.integrations.spark.predict_spark")
     types = import_optional("pyspark.sql.types", extra="spark", purpose="skearly.integrations.spark.predict_spark")
-    text_cols = [text_col] if isinstance(text_col, str) else list(text_col)
-    if len(text_cols) not in (1, 2) or not all(isinstance(c, str) for c in text_cols):
+    if not hasattr(sdf, "mapInPandas") or not hasattr(sdf, "sparkSession"):
+        raise TypeError(
+            f"sdf must be a pyspark.sql.DataFrame, got {type(sdf).__module__}.{type(sdf).__name__}: for a pandas "
+            "DataFrame, call model.predict(df[text_col]) (or predict_with_exits) directly."
+        )
+    names = [text_col] if isinstance(text_col, str) else text_col if isinstance(text_col, list | tuple) else []
+    text_cols = list(names)
+    if not text_cols or not all(isinstance(c, str) for c in text_cols):
+        raise TypeError(f"text_col must be a column name or a list of 2 column names (text pairs), got {text_col!r}.")
+    if len(text_cols) not in (1, 2):
         raise ValueError(f"text_col must be a column name or 2 column names (text pairs), got {text_col!r}.")
     missing = [c for c in text_cols if c not in sdf.columns]
     if missing:

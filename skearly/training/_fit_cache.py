@@ -41,6 +41,7 @@ from skearly._utils.batching import Encoded, pack_calibration_inputs, tokenize
 from skearly._utils.devices import autocast
 from skearly._utils.lru import BoundedLRU
 from skearly.calibration import calibrate_heads, calibrated_head_proba
+from skearly.encoders import check_tokenizer
 from skearly.network import MultiExitNetwork, all_head_logits
 from skearly.objectives import SummedCrossEntropy, TrainingObjective
 from skearly.training._loop import TrainingConfig, train_jointly
@@ -151,7 +152,8 @@ def encoder_identity(path: str) -> tuple[tuple[str, int, int], ...]:
 def load_encoder_files(path: str, *, tokenizer: bool = True) -> tuple[Any, Any]:
     """The tokenizer (``None`` unless ``tokenizer``) and config of a local encoder.
 
-    Raises a ``ValueError`` saying that nothing is downloaded when they are not found locally.
+    Raises a ``ValueError`` saying that nothing is downloaded when they are not found locally,
+    or when the tokenizer's vocabulary is trivial (:func:`skearly.encoders.check_tokenizer`).
     """
     from transformers import AutoTokenizer
 
@@ -163,6 +165,8 @@ def load_encoder_files(path: str, *, tokenizer: bool = True) -> tuple[Any, Any]:
             f"encoder {path!r} was not found locally. skearly never downloads models: pass a local model "
             "folder, or None for the packaged default encoder."
         ) from exc
+    if loaded is not None:
+        check_tokenizer(loaded, path)
     return loaded, config
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,19 @@ def _forward(network: MultiExitNetwork, batch: Batch) -> list[torch.Tensor]:
     return network(batch.input_ids, batch.attention_mask, batch.token_type_ids)
 
 
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, config: TrainingConfig) -> float:
+    """The loss as a float; a non-finite one (NaN or infinite) stops the fit: its weights would predict NaN."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise ValueError(
+            f"The training loss became {value} at epoch {epoch + 1}, step {step + 1} of that epoch (objective "
+            f"{config.objective!r}, learning_rate={config.learning_rate}): fit stopped rather than produce a model "
+            "that predicts NaN. Try a lower learning_rate or head_learning_rate, max_grad_norm=1.0, "
+            "mixed_precision=False, or other objective parameters."
+        )
+    return value
+
+
 def train_jointly(
     network: MultiExitNetwork,
     encoded: Encoded,
@@ -104,6 +118,11 @@ def train_jointly(
     -------
     list of float
         Mean loss (of ``config.objective``) of each epoch.
+
+    Raises
+    ------
+    ValueError
+        When the loss becomes NaN or infinite (naming the epoch and step), before the weights are updated with it.
     """
     labels = torch.as_tensor(y, dtype=torch.long)
     steps_per_epoch = n_batches(len(encoded), config.batch_size)
@@ -116,7 +135,7 @@ def train_jointly(
     try:
         for epoch in range(config.epochs):
             total, seen = 0.0, 0
-            for batch in shuffled_batches(encoded, config.batch_size, rng):
+            for step, batch in enumerate(shuffled_batches(encoded, config.batch_size, rng)):
                 batch = batch.to(device)
                 target = labels[batch.rows].to(device)
                 with autocast(device, mixed_precision):
@@ -124,6 +143,7 @@ def train_jointly(
                     loss = config.objective.loss(
                         logits, target, exit_layers=network.exit_layers, epoch=epoch, n_epochs=config.epochs
                     )
+                value = _check_finite(loss, epoch, step, config)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.max_grad_norm is not None:
@@ -132,7 +152,7 @@ def train_jointly(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
-                total += float(loss.detach()) * len(batch.rows)
+                total += value * len(batch.rows)
                 seen += len(batch.rows)
                 progress.update()
                 progress.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.4f}")

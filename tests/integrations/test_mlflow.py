@@ -66,6 +66,15 @@ def test_exit_pyfunc_round_trip(file_store, fitted, toy_data):
         np.testing.assert_allclose(out.filter(like="proba_").to_numpy(), fitted.predict_proba(X_test), atol=1e-6)
 
 
+def test_exit_pyfunc_refuses_an_extra_column(file_store, fitted, toy_data):
+    _, _, X_test, _ = toy_data
+    with mlflow.start_run():
+        info = skearly_mlflow.log_model(fitted, name="exits", pip_requirements=REQUIREMENTS)
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    with pytest.raises(ValueError, match="holds text pairs.*fitted on single texts"):
+        loaded.predict(pd.DataFrame({"text": X_test, "source": ["web"] * len(X_test)}))
+
+
 def test_missing_mlflow_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow.pyfunc", None)
     monkeypatch.delitem(sys.modules, "skearly.integrations.mlflow")

@@ -88,6 +88,26 @@ def test_bad_arguments(texts_frame, fitted, kwargs, match):
         predict_spark(fitted, texts_frame, **kwargs)
 
 
+@pytest.mark.parametrize("text_col", [None, 3, {"text": 1}, ["text", 2]])
+def test_text_col_of_the_wrong_type_is_a_type_error(texts_frame, fitted, text_col):
+    with pytest.raises(TypeError, match="text_col must be a column name or a list of 2 column names"):
+        predict_spark(fitted, texts_frame, text_col)
+
+
+def test_a_pandas_dataframe_is_refused_with_what_to_do(fitted, toy_data):
+    frame = pd.DataFrame({"text": toy_data[2]})
+    with pytest.raises(TypeError, match=r"sdf must be a pyspark.sql.DataFrame, got pandas.*model.predict"):
+        predict_spark(fitted, frame, "text")
+
+
+def test_a_null_row_is_named_by_its_place_in_the_data(spark, fitted, toy_data):
+    texts = list(toy_data[2][:80])
+    texts[60] = None  # third Arrow batch of 25 rows: row 10 of that batch
+    sdf = spark.createDataFrame(pd.DataFrame({"id": np.arange(80), "text": texts})).coalesce(1)
+    with pytest.raises(Exception, match=r"text_col \['text'\] at row 60 of Spark partition 0.*X\[10\] is missing"):
+        predict_spark(fitted, sdf, "text").collect()
+
+
 def test_unfitted_model_is_refused(texts_frame, tiny_encoder):
     from skearly import EarlyExitTextClassifier
 

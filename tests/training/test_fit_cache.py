@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import tiny_classifier
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 import skearly.training._fit_cache as fit_cache
@@ -177,6 +178,7 @@ def test_seeded_fit_does_not_warn(tiny_encoder, toy_data, tmp_path, fine_tunes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", "The calibration split has only", UserWarning)  # the toy split is tiny
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)  # one epoch may learn nothing measurable
         _clf(tiny_encoder, tmp_path, random_state=np.int64(3)).fit(X_train, y_train)
 
 
@@ -295,4 +297,5 @@ def _tiny_result(seed):
         calibration_report=None,
         calibration_proba=np.zeros((1, 0, 2)),
         loss_curve=[],
+        calibration_inputs=None,
     )
