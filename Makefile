@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(MAKE) docs
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow and not integration and not fuzz"
+	$(PY) -m pytest -n 2 -m "not slow and not integration and not fuzz"
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site

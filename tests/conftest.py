@@ -17,6 +17,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from skearly import EarlyExitTextClassifier  # noqa: E402
 from skearly.encoders import make_tiny_encoder  # noqa: E402
@@ -81,7 +82,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Block internet sockets for the whole session, collection included (AF_UNIX and loopback still work)."""
+    """Block internet sockets for the whole session, collection included (AF_UNIX and loopback still work).
+
+    Under pytest-xdist (``make test-fast`` runs ``-n 2``) each worker computes with one torch
+    thread, so that the workers share the cores instead of oversubscribing them.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
     _network_patch.setattr(socket.socket, "connect", _guard_connect(socket.socket.connect))
     _network_patch.setattr(socket.socket, "connect_ex", _guard_connect(socket.socket.connect_ex))
     _network_patch.setattr(socket, "create_connection", _guard_create_connection(socket.create_connection))

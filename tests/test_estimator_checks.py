@@ -9,6 +9,11 @@ predict, persistence). Checks that cannot hold for a text model are listed in
 ``EXPECTED_FAILED`` with the reason.
 """
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -68,11 +73,28 @@ EXPECTED_FAILED = {
 }
 
 
-def _instance():
-    import tempfile
+def _encoder_path() -> str:
+    """A tiny encoder at a fixed path, so that the check ids are the same in every pytest-xdist worker.
 
-    path = make_tiny_encoder(tempfile.mkdtemp(prefix="skearly-checks-"), n_layers=2, hidden_size=16, n_heads=2)
-    return NumbersAsText(str(path), epochs=2, learning_rate=3e-3, batch_size=16, calibration_size=0.2, random_state=0)
+    Each process builds its own copy in a scratch folder and renames it into place; the
+    first rename wins, the others discard theirs (a rename is atomic, so no worker reads
+    a half-written folder).
+    """
+    final = Path(tempfile.gettempdir()) / f"skearly-checks-tiny-encoder-{os.getuid()}"
+    if not (final / "config.json").is_file():
+        scratch = Path(tempfile.mkdtemp(prefix="skearly-checks-"))
+        make_tiny_encoder(scratch / "encoder", n_layers=2, hidden_size=16, n_heads=2)
+        try:
+            os.rename(scratch / "encoder", final)
+        except OSError:  # another worker was first
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+    return str(final)
+
+
+def _instance():
+    params = dict(epochs=2, learning_rate=3e-3, batch_size=16, calibration_size=0.2, random_state=0)
+    return NumbersAsText(_encoder_path(), **params)
 
 
 @parametrize_with_checks([_instance()], expected_failed_checks=lambda est: EXPECTED_FAILED)
