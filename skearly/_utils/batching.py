@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import torch
+
+from skearly._utils.devices import to_device
 
 
 @dataclass
@@ -18,13 +21,26 @@ class Encoded:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     pad_token_id: int
+    _flat_cache: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
     def lengths(self) -> np.ndarray:
         """Number of tokens of each row."""
-        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self))
+        return self._flat()[0]
+
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Row lengths, row offsets, and every row's ids (and token types) end to end: built once, then reused."""
+        if self._flat_cache is None:
+            lengths = np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self))
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(self) else lengths
+            ids = np.fromiter(chain.from_iterable(self.input_ids), dtype=np.int64, count=int(lengths.sum()))
+            types = None
+            if self.token_type_ids is not None:
+                types = np.fromiter(chain.from_iterable(self.token_type_ids), dtype=np.int64, count=len(ids))
+            self._flat_cache = (lengths, offsets, ids, types)
+        return self._flat_cache
 
 
 @dataclass
@@ -37,8 +53,8 @@ class Batch:
     token_type_ids: torch.Tensor | None
 
     def to(self, device: torch.device) -> Batch:
-        """The same batch on ``device``."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        """The same batch on ``device`` (copied without blocking the host: pinned memory on CUDA)."""
+        move = lambda t: None if t is None else to_device(t, device)  # noqa: E731
         return Batch(self.rows, move(self.input_ids), move(self.attention_mask), move(self.token_type_ids))
 
 
@@ -68,19 +84,30 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_
     return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
 
 
-def collate(encoded: Encoded, rows: np.ndarray) -> Batch:
-    """Pad rows ``rows`` of ``encoded`` to their longest member."""
-    ids = [encoded.input_ids[i] for i in rows]
-    length = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), length), encoded.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), length), dtype=torch.long)
-    types = None if encoded.token_type_ids is None else torch.zeros((len(ids), length), dtype=torch.long)
-    for k, (row, seq) in enumerate(zip(rows, ids, strict=True)):
-        input_ids[k, : len(seq)] = torch.as_tensor(seq)
-        mask[k, : len(seq)] = 1
-        if types is not None:
-            types[k, : len(seq)] = torch.as_tensor(encoded.token_type_ids[row])
-    return Batch(np.asarray(rows), input_ids, mask, types)
+def collate(encoded: Encoded, rows: np.ndarray, length_multiple: int = 1) -> Batch:
+    """Pad rows ``rows`` of ``encoded`` to their longest member, rounded up to a multiple of ``length_multiple``.
+
+    Vectorised: the ids are gathered from one flat array, no Python loop over rows.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    all_lengths, offsets, flat_ids, flat_types = encoded._flat()
+    lengths = all_lengths[rows]
+    width = -(-int(lengths.max()) // length_multiple) * length_multiple
+    positions = np.arange(width)
+    real = positions < lengths[:, None]
+    source = (offsets[rows][:, None] + positions)[real]
+    input_ids = np.full((len(rows), width), encoded.pad_token_id, dtype=np.int64)
+    input_ids[real] = flat_ids[source]
+    types = None
+    if flat_types is not None:
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        types[real] = flat_types[source]
+    return Batch(
+        rows,
+        torch.from_numpy(input_ids),
+        torch.from_numpy(real.astype(np.int64)),
+        None if types is None else torch.from_numpy(types),
+    )
 
 
 def shuffled_batches(encoded: Encoded, batch_size: int, generator: np.random.Generator) -> Iterator[Batch]:
@@ -90,14 +117,15 @@ def shuffled_batches(encoded: Encoded, batch_size: int, generator: np.random.Gen
         yield collate(encoded, order[start : start + batch_size])
 
 
-def sorted_batches(encoded: Encoded, batch_size: int) -> Iterator[Batch]:
+def sorted_batches(encoded: Encoded, batch_size: int, length_multiple: int = 1) -> Iterator[Batch]:
     """Inference batches of rows of similar length (longest first), to cut padding.
 
+    Each batch is padded to its longest row rounded up to ``length_multiple``.
     Callers put results back in the original order through ``Batch.rows``.
     """
     order = np.argsort(-encoded.lengths(), kind="stable")
     for start in range(0, len(order), batch_size):
-        yield collate(encoded, order[start : start + batch_size])
+        yield collate(encoded, order[start : start + batch_size], length_multiple)
 
 
 def n_batches(n_rows: int, batch_size: int) -> int:

@@ -6,7 +6,8 @@ inference engine (:mod:`skearly.inference`) ever calls:
 
 * ``embed(input_ids, token_type_ids, attention_mask)`` -> hidden states;
 * ``layer_context(hidden, attention_mask)`` -> whatever every layer needs besides
-  the hidden states (rebuilt by the engine whenever rows leave or padding is trimmed);
+  the hidden states (built by the engine once per group of rows; ``attention_mask=None``
+  when no row is padded);
 * ``run_layer(index, hidden, context)`` -> hidden states after 0-based layer ``index``;
 * ``exit_logits(head, hidden, attention_mask)`` -> logits of exit head ``head``;
 * the attributes ``exit_layers``, ``n_layers_used`` and ``n_classes``.
@@ -293,8 +294,10 @@ class OnnxLayerRunner:
         """Token embeddings, in PyTorch (see :meth:`MultiExitNetwork.embed`)."""
         return self._embed(input_ids, token_type_ids, attention_mask)
 
-    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-        """The additive attention mask of shape ``(batch, 1, 1, length)`` every layer graph takes."""
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> np.ndarray:
+        """The additive mask ``(batch, 1, 1, length)`` every layer graph takes (``attention_mask=None``: no padding)."""
+        if attention_mask is None:
+            return np.zeros((hidden.shape[0], 1, 1, hidden.shape[1]), dtype=np.float32)
         blocked = (attention_mask[:, None, None, :] == 0).numpy()
         return np.where(blocked, np.finfo(np.float32).min, np.float32(0.0)).astype(np.float32)
 

@@ -128,7 +128,8 @@ class InferenceEngine:
                 exit_pass = ExitPass(
                     self.runner, criterion, threshold, self.temperatures, len(encoded), self.device, multiple
                 )
-                self.scheduler.run(exit_pass, _with_lengths(encoded, self.batch_size, progress), self.batch_size)
+                batches = _with_lengths(encoded, self.batch_size, multiple, progress)
+                self.scheduler.run(exit_pass, batches, self.batch_size)
                 proba[rows], layers[rows] = exit_pass.results()
         return proba, layers
 
@@ -176,10 +177,12 @@ class InferenceEngine:
         return stack
 
 
-def _with_lengths(encoded: Encoded, batch_size: int, progress: tqdm) -> Iterator[tuple[Any, np.ndarray]]:
+def _with_lengths(
+    encoded: Encoded, batch_size: int, length_multiple: int, progress: tqdm
+) -> Iterator[tuple[Any, np.ndarray]]:
     """Length-sorted batches of ``encoded``, each with its rows' token counts (the scheduler's input)."""
     lengths = encoded.lengths()
-    for batch in sorted_batches(encoded, batch_size):
+    for batch in sorted_batches(encoded, batch_size, length_multiple):
         yield batch, lengths[batch.rows]
         progress.update()
 

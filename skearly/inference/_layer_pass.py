@@ -9,12 +9,19 @@ The pass talks to the network only through the layer-runner interface of
 ``exit_logits``, ``exit_layers``, ``n_layers_used``, ``n_classes``), so every
 backend and encoder family runs through the same code.
 
-Device traffic is kept small: the calibrated probabilities and exit layers are
-written into buffers on the device and copied back once, at the end of the pass
-(:meth:`ExitPass.results`); the only transfer per exit head is the boolean
-"still running" vector, which the host needs to know which rows go on. Row
-lengths are known on the host from tokenization, so trimming padding needs no
-transfer at all.
+Device traffic is kept small, so that the host keeps feeding an accelerator
+(:mod:`skearly._utils.host_syncs` counts what would block it):
+
+* row lengths are known on the host from tokenization, so which rows are
+  padded, how far to trim and which rows to keep are host decisions; index
+  vectors go to the device without blocking (:func:`~skearly._utils.devices.to_device`);
+* each group carries its row ids and its 2-D mask on the device, and its layer
+  context (the attention mask of the layers) is built once per group, with no
+  mask at all when the host knows no row is padded;
+* the calibrated probabilities and exit layers are written into buffers on the
+  device and copied back once, at the end of the pass (:meth:`ExitPass.results`);
+  the one transfer per exit head is the boolean "leaving" vector, which the host
+  needs to know which rows go on (none after the last head).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 
 from skearly._utils.batching import Batch
+from skearly._utils.devices import to_device
 from skearly.exit_criteria import ExitCriterion
 
 __all__ = ["RowGroup", "ExitPass"]
@@ -36,6 +44,10 @@ def _round_up(length: int, multiple: int) -> int:
     return -(-length // multiple) * multiple
 
 
+#: The layer context of a group not built yet (``None`` is a valid context: no mask needed).
+_UNBUILT: Any = object()
+
+
 @dataclass
 class RowGroup:
     """Rows of the dataset waiting for, or going through, the same layer.
@@ -43,15 +55,19 @@ class RowGroup:
     Parameters
     ----------
     rows : ndarray of int64, shape (n,)
-        Dataset row indices, aligned with the hidden states.
+        Dataset row indices, aligned with the hidden states (host copy).
     lengths : ndarray of int64, shape (n,)
         Number of real (non-padding) tokens of each row (host copy).
     hidden : torch.Tensor of shape (n, width, hidden_size)
         Hidden states, padded to ``width >= lengths.max()``.
     mask : torch.Tensor of shape (n, width)
-        Attention mask (1 = token, 0 = padding).
+        Attention mask (1 = token, 0 = padding), on the device.
     state : torch.Tensor or None
         The exit criterion's per-row state.
+    row_ids : torch.Tensor of int64, shape (n,)
+        ``rows`` on the device (where the results are written).
+    length_multiple : int, default=1
+        Every width this group or its parts take is a multiple of it.
     """
 
     rows: np.ndarray
@@ -59,7 +75,9 @@ class RowGroup:
     hidden: torch.Tensor
     mask: torch.Tensor
     state: torch.Tensor | None
-    context: Any = field(default=None, repr=False)  # the runner's layer context, built lazily for this exact group
+    row_ids: torch.Tensor
+    length_multiple: int = 1
+    context: Any = field(default=_UNBUILT, repr=False)  # the runner's layer context, built once for this group
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,33 +88,63 @@ class RowGroup:
         return int(self.hidden.shape[1])
 
     def padded(self) -> bool:
-        """Whether some row is shorter than :attr:`width`."""
+        """Whether some row is shorter than :attr:`width` (decided on the host)."""
         return bool((self.lengths < self.width).any())
 
-    def subset(self, index: np.ndarray, length_multiple: int = 1) -> RowGroup:
+    def head_mask(self) -> torch.Tensor | None:
+        """The 2-D mask where some row is padded, else ``None`` (what exit heads and layer contexts take)."""
+        return self.mask if self.padded() else None
+
+    def _trimmed_width(self, lengths: np.ndarray) -> int:
+        return min(self.width, _round_up(int(lengths.max()), self.length_multiple))
+
+    def subset(self, index: np.ndarray) -> RowGroup:
         """The rows at positions ``index``, with padding no longer needed trimmed away.
 
         The width is cut to the longest remaining row, rounded up to
-        ``length_multiple`` (fewer distinct shapes on accelerators).
+        :attr:`length_multiple`. The index goes to the device without blocking the host.
         """
         lengths = self.lengths[index]
-        width = min(self.width, _round_up(int(lengths.max()), length_multiple))
-        rows = torch.as_tensor(index, device=self.hidden.device)
+        width = self._trimmed_width(lengths)
+        keep = to_device(np.asarray(index, dtype=np.int64), self.hidden.device)
         return RowGroup(
             rows=self.rows[index],
             lengths=lengths,
-            hidden=self.hidden.index_select(0, rows)[:, :width],
-            mask=self.mask.index_select(0, rows)[:, :width],
-            state=None if self.state is None else self.state.index_select(0, rows),
+            hidden=self.hidden.index_select(0, keep)[:, :width],
+            mask=self.mask.index_select(0, keep)[:, :width],
+            state=None if self.state is None else self.state.index_select(0, keep),
+            row_ids=self.row_ids.index_select(0, keep),
+            length_multiple=self.length_multiple,
         )
 
     def split(self, n: int) -> tuple[RowGroup, RowGroup]:
-        """The first ``n`` rows and the rest, each trimmed."""
-        return self.subset(np.arange(n)), self.subset(np.arange(n, len(self)))
+        """The first ``n`` rows and the rest (views, no copy), each trimmed to a multiple of :attr:`length_multiple`."""
+        return self._slice(slice(0, n)), self._slice(slice(n, len(self)))
+
+    def _slice(self, rows: slice) -> RowGroup:
+        lengths = self.lengths[rows]
+        width = self._trimmed_width(lengths)
+        return RowGroup(
+            rows=self.rows[rows],
+            lengths=lengths,
+            hidden=self.hidden[rows, :width],
+            mask=self.mask[rows, :width],
+            state=None if self.state is None else self.state[rows],
+            row_ids=self.row_ids[rows],
+            length_multiple=self.length_multiple,
+        )
 
     def widened(self, width: int) -> RowGroup:
         """The same rows padded with zeros (hidden states and mask) to ``width >= self.width``."""
-        return RowGroup(self.rows, self.lengths, _pad(self.hidden, width), _pad(self.mask, width), self.state)
+        return RowGroup(
+            self.rows,
+            self.lengths,
+            _pad(self.hidden, width),
+            _pad(self.mask, width),
+            self.state,
+            self.row_ids,
+            self.length_multiple,
+        )
 
     @staticmethod
     def merge(groups: Sequence[RowGroup]) -> RowGroup:
@@ -112,6 +160,8 @@ class RowGroup:
             hidden=torch.cat([g.hidden for g in wide]),
             mask=torch.cat([g.mask for g in wide]),
             state=None if states[0] is None else torch.cat(states),
+            row_ids=torch.cat([g.row_ids for g in groups]),
+            length_multiple=groups[0].length_multiple,
         )
 
 
@@ -165,9 +215,10 @@ class ExitPass:
         self.n_layers = int(runner.n_layers_used)
         self._head_after = {layer - 1: head for head, layer in enumerate(self.exit_layers)}
         self._last_head = len(self.exit_layers) - 1
-        self._inverse_t = torch.as_tensor(1.0 / np.asarray(temperatures, dtype=np.float32), device=device)
-        self._proba = torch.zeros((n_rows, int(runner.n_classes)), dtype=torch.float32, device=device)
-        self._layers = torch.zeros(n_rows, dtype=torch.long, device=device)
+        self._inverse_t = to_device(1.0 / np.asarray(temperatures, dtype=np.float32), device)
+        self._n_classes = int(runner.n_classes)
+        # each row's calibrated probabilities at its exit, then its exit layer (exact in float32): one copy back
+        self._results = torch.zeros((n_rows, self._n_classes + 1), dtype=torch.float32, device=device)
 
     def start(self, batch: Batch, lengths: np.ndarray) -> RowGroup:
         """Embed a padded batch of dataset rows: the group that enters layer 0.
@@ -175,18 +226,19 @@ class ExitPass:
         Parameters
         ----------
         batch : Batch
-            Padded token ids of the rows ``batch.rows`` (on any device).
+            Padded token ids of the rows ``batch.rows`` (on the host), its width a
+            multiple of :attr:`length_multiple`.
         lengths : ndarray of int64
             Token count of each of those rows.
         """
+        rows = np.asarray(batch.rows, dtype=np.int64)
         batch = batch.to(self.device)
         hidden = self.runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
-        state = self.criterion.start(len(batch.rows), self.device) if self.early else None
-        group = RowGroup(np.asarray(batch.rows), np.asarray(lengths), hidden, batch.attention_mask, state)
-        if self.length_multiple > 1:  # the collated width is the longest row: round it up once
-            width = _round_up(group.width, self.length_multiple)
-            if width > group.width:
-                group = group.widened(width)
+        state = self.criterion.start(len(rows), self.device) if self.early else None
+        row_ids = to_device(rows, self.device)
+        group = RowGroup(rows, np.asarray(lengths), hidden, batch.attention_mask, state, row_ids, self.length_multiple)
+        if group.width % self.length_multiple:  # a batch collated without the multiple: round it up once
+            group = group.widened(_round_up(group.width, self.length_multiple))
         return group
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
@@ -198,8 +250,8 @@ class ExitPass:
             The rows that go on to layer ``index + 1`` (trimmed), or ``None`` when
             none do.
         """
-        if group.context is None:
-            group.context = self.runner.layer_context(group.hidden, group.mask)
+        if group.context is _UNBUILT:
+            group.context = self.runner.layer_context(group.hidden, group.head_mask())
         group.hidden = self.runner.run_layer(index, group.hidden, group.context)
         head = self._head_after.get(index)
         if head is None:
@@ -207,24 +259,25 @@ class ExitPass:
         last = head == self._last_head
         if not last and not self.early:
             return group
-        logits = self.runner.exit_logits(head, group.hidden, group.mask if group.padded() else None)
+        logits = self.runner.exit_logits(head, group.hidden, group.head_mask())
         proba = torch.softmax(logits.float() * self._inverse_t[head], dim=1)
-        rows = torch.as_tensor(group.rows, device=self.device)
+        layer = proba.new_full((len(group), 1), float(self.exit_layers[head]))
+        result = torch.cat([proba, layer], dim=1)
         if last:
-            self._proba[rows] = proba
-            self._layers[rows] = self.exit_layers[head]
+            self._results.index_copy_(0, group.row_ids, result)
             return None
         leaving, state = self.criterion.decide(proba, group.state, self.threshold)
-        self._proba[rows] = torch.where(leaving[:, None], proba, self._proba[rows])
-        self._layers[rows] = torch.where(leaving, self.exit_layers[head], self._layers[rows])
-        staying = (~leaving).cpu().numpy()  # the one host transfer of an exit step
+        before = self._results.index_select(0, group.row_ids)
+        self._results.index_copy_(0, group.row_ids, torch.where(leaving[:, None], result, before))
+        staying = ~leaving.cpu().numpy()  # the one host transfer of an exit step
         if not staying.any():
             return None
         group.state = state
         if staying.all():
             return group
-        return group.subset(np.flatnonzero(staying), self.length_multiple)
+        return group.subset(np.flatnonzero(staying))
 
     def results(self) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""
-        return self._proba.double().cpu().numpy(), self._layers.cpu().numpy()
+        results = self._results.cpu().numpy()
+        return results[:, : self._n_classes].astype(np.float64), results[:, self._n_classes].astype(np.int64)

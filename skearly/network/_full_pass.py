@@ -37,15 +37,18 @@ def all_head_logits(runner: Any, encoded: Encoded, batch_size: int, device: torc
     exit_layers = tuple(runner.exit_layers)
     head_after = {layer - 1: head for head, layer in enumerate(exit_layers)}
     out = np.empty((len(exit_layers), len(encoded), int(runner.n_classes)), dtype=np.float32)
+    lengths = encoded.lengths()
     for batch in sorted_batches(encoded, batch_size):
+        padded = bool((lengths[batch.rows] < batch.input_ids.shape[1]).any())  # decided on the host
         batch = batch.to(device)
-        mask = batch.attention_mask
-        hidden = runner.embed(batch.input_ids, batch.token_type_ids, mask)
+        mask = batch.attention_mask if padded else None
+        hidden = runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
         context = runner.layer_context(hidden, mask)
-        head_mask = mask if bool((mask == 0).any()) else None
+        logits = []
         for index in range(int(runner.n_layers_used)):
             hidden = runner.run_layer(index, hidden, context)
             head = head_after.get(index)
             if head is not None:
-                out[head, batch.rows] = runner.exit_logits(head, hidden, head_mask).float().cpu().numpy()
+                logits.append(runner.exit_logits(head, hidden, mask).float())
+        out[:, batch.rows] = torch.stack(logits).cpu().numpy()  # one copy back per batch
     return out

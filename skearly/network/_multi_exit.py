@@ -231,15 +231,15 @@ class MultiExitNetwork(nn.Module):
         """
         return self.adapter.embed(input_ids, token_type_ids, attention_mask)
 
-    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:
         """What every layer needs besides the hidden states, for this exact batch (opaque to callers).
 
         For BERT-style encoders it is the 4-D attention mask, or ``None`` when
         nothing is padded; other families add what their layers share (MPNet's
         relative position bias, DeBERTa's relative positions and embeddings,
-        ModernBERT's rotary tables). The inference engine rebuilds it from
-        ``(hidden, attention_mask)`` whenever rows leave the batch or padding is
-        trimmed, so it never needs to be sliced.
+        ModernBERT's rotary tables). The inference engine builds it once per
+        group of rows, from ``(hidden, attention_mask)``, so it never needs to
+        be sliced. ``attention_mask=None`` means no row is padded.
         """
         return self.adapter.layer_context(hidden, attention_mask)
 

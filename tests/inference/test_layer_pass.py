@@ -6,18 +6,20 @@ from conftest import make_texts
 from transformers import AutoTokenizer
 
 from skearly._utils.batching import tokenize
-from skearly.inference._layer_pass import RowGroup
+from skearly.inference._layer_pass import _UNBUILT, RowGroup
 from skearly.network._full_pass import all_head_logits
 from skearly.network._multi_exit import MultiExitNetwork
 
 
-def _group(lengths, width=None, hidden_size=3, state=True):
+def _group(lengths, width=None, hidden_size=3, state=True, length_multiple=1):
     lengths = np.asarray(lengths)
     width = width or int(lengths.max())
     n = len(lengths)
     hidden = torch.arange(n * width * hidden_size, dtype=torch.float32).reshape(n, width, hidden_size)
     mask = (torch.arange(width)[None, :] < torch.as_tensor(lengths)[:, None]).long()
-    return RowGroup(np.arange(10, 10 + n), lengths, hidden, mask, torch.arange(n) * 2 if state else None)
+    rows = np.arange(10, 10 + n)
+    state = torch.arange(n) * 2 if state else None
+    return RowGroup(rows, lengths, hidden, mask, state, torch.as_tensor(rows), length_multiple)
 
 
 def test_subset_keeps_rows_and_trims_padding():
@@ -27,8 +29,21 @@ def test_subset_keeps_rows_and_trims_padding():
     assert sub.width == 5  # trimmed to the longest remaining row
     torch.testing.assert_close(sub.hidden, group.hidden[[1, 3], :5])
     torch.testing.assert_close(sub.state, torch.tensor([2, 6]))
-    assert sub.context is None  # rebuilt for the new shape
-    assert group.subset(np.array([2, 3]), length_multiple=4).width == 4  # rounded up, never past the width
+    assert sub.row_ids.tolist() == [11, 13]
+    assert sub.context is _UNBUILT  # built anew for the new shape, when it runs
+    rounded = _group([7, 5, 3, 2], width=8, length_multiple=4)
+    assert rounded.subset(np.array([2, 3])).width == 4  # rounded up to the multiple, never past the width
+
+
+def test_split_keeps_widths_a_multiple_of_the_bucket():
+    group = _group([13, 11, 9, 3, 2, 1], width=16, length_multiple=8)
+    first, rest = group.split(2)
+    assert (first.width, rest.width) == (16, 16)
+    first, rest = group.split(3)
+    assert (first.width, rest.width) == (16, 8)
+    assert rest.rows.tolist() == [13, 14, 15] and rest.row_ids.tolist() == [13, 14, 15]
+    torch.testing.assert_close(rest.hidden, group.hidden[3:, :8])
+    torch.testing.assert_close(rest.state, group.state[3:])
 
 
 def test_split_and_merge_round_trip():
@@ -37,6 +52,7 @@ def test_split_and_merge_round_trip():
     assert len(head) == 2 and len(rest) == 2 and rest.width == 4
     merged = RowGroup.merge([head, rest])
     assert merged.rows.tolist() == group.rows.tolist() and merged.width == 6
+    assert merged.row_ids.tolist() == group.rows.tolist()
     real = merged.mask.bool()
     torch.testing.assert_close(merged.hidden[real], group.hidden[group.mask.bool()])
     assert not merged.mask[2:, 4:].any() and not merged.hidden[2:, 4:].any()  # padding added as zeros

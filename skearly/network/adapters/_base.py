@@ -20,6 +20,7 @@ __all__ = [
     "EncoderAdapter",
     "adapter_for",
     "full_mask",
+    "padding_mask",
     "register",
     "supported_model_types",
 ]
@@ -117,12 +118,26 @@ class EncoderAdapter(ABC):
 
         Callers rebuild it from ``(hidden, attention_mask)`` whenever rows leave
         or padding is trimmed, so it never needs slicing. Only ``hidden``'s
-        shape, dtype and device are read.
+        shape, dtype and device are read. ``attention_mask=None`` means that no
+        row is padded: callers know it from the token counts on the host, so
+        building the context never reads the mask back (no host sync on a GPU).
         """
 
     @abstractmethod
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Hidden states after the 0-based layer ``index``, given the :meth:`layer_context` of this batch."""
+
+
+def padding_mask(config: Any, hidden: torch.Tensor, attention_mask: torch.Tensor | None, build: Callable) -> Any:
+    """The 4-D mask that ``build`` (a ``transformers.masking_utils`` factory) makes for the padded rows, or ``None``.
+
+    ``attention_mask=None`` (no row padded) gives ``None`` straight away; a mask
+    is always materialised, without the factory's "is anything padded?" check,
+    which reads the mask back to the host.
+    """
+    if attention_mask is None:
+        return None
+    return build(config=config, inputs_embeds=hidden, attention_mask=attention_mask, allow_is_bidirectional_skip=False)
 
 
 def full_mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
-from skearly.network.adapters._base import EncoderAdapter, register
+from skearly.network.adapters._base import EncoderAdapter, padding_mask, register
 
 __all__ = ["BertAdapter", "DistilBertAdapter"]
 
@@ -33,7 +33,7 @@ class BertAdapter(EncoderAdapter):
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> Any:
         """The 4-D attention mask of the model's attention implementation, or ``None`` when nothing is padded."""
-        return create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        return padding_mask(self.config, hidden, attention_mask, create_bidirectional_mask)
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Layer ``index`` with the attention mask ``context``."""

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
 
-from skearly.network.adapters._base import EncoderAdapter, register
+from skearly.network.adapters._base import EncoderAdapter, padding_mask, register
 
 __all__ = ["ModernBertAdapter", "ModernBertContext"]
 
@@ -43,12 +43,18 @@ class ModernBertAdapter(EncoderAdapter):
 
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> ModernBertContext:
         """Masks and rotary tables of both attention types, for this batch's length."""
-        kwargs = {"config": self.config, "inputs_embeds": hidden, "attention_mask": attention_mask}
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        # the window applies with or without padding: only an unpadded batch may skip the mask (no read-back then)
+        sliding = create_bidirectional_sliding_window_mask(
+            config=self.config,
+            inputs_embeds=hidden,
+            attention_mask=attention_mask,
+            allow_is_bidirectional_skip=attention_mask is None,
+        )
         return ModernBertContext(
             masks={
-                "full_attention": create_bidirectional_mask(**kwargs),
-                "sliding_attention": create_bidirectional_sliding_window_mask(**kwargs),
+                "full_attention": padding_mask(self.config, hidden, attention_mask, create_bidirectional_mask),
+                "sliding_attention": sliding,
             },
             rotary={kind: self.encoder.rotary_emb(hidden, positions, kind) for kind in set(self.config.layer_types)},
         )

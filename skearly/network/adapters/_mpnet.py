@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 
-from skearly.network.adapters._base import EncoderAdapter, register
+from skearly.network.adapters._base import EncoderAdapter, padding_mask, register
 
 __all__ = ["MPNetAdapter", "MPNetContext"]
 
@@ -37,7 +37,7 @@ class MPNetAdapter(EncoderAdapter):
     def layer_context(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> MPNetContext:
         """The attention mask and the relative position bias, both for this batch's length."""
         return MPNetContext(
-            mask=create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask),
+            mask=padding_mask(self.config, hidden, attention_mask, create_bidirectional_mask),
             position_bias=self.encoder.encoder.compute_position_bias(hidden),
         )
 

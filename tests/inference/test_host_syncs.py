@@ -1,0 +1,130 @@
+"""The GPU proxy on CPU: would-be host syncs per layer call, and widths that stay on the bucket grid.
+
+:class:`~skearly._utils.host_syncs.HostSyncCounter` charges every torch call to a phase:
+``"layer"`` (an encoder layer), ``"mask"`` (building a group's layer context) or the
+engine's own bookkeeping. On a GPU each would-be sync stops the host from queueing work,
+so the engine must keep them rare (at most one per layer call: the exit decisions).
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_texts
+
+from skearly._utils.host_syncs import HostSyncCounter, would_sync
+from skearly.exit_criteria import MaxProbability, Patience
+from skearly.inference._engine import InferenceEngine
+from skearly.inference._schedulers import RefillingScheduler, ShrinkingScheduler
+
+N_ROWS = 400
+
+
+def test_counter_counts_what_would_block_the_host():
+    t = torch.arange(6.0)
+    counter = HostSyncCounter()
+    with counter:
+        with counter.phase("sync"):
+            t.sum().item()
+            t.cpu()
+            t.tolist()
+            bool((t > 2).any())
+            t[t > 2]  # boolean-mask indexing
+            t[np.array([0, 1])]  # host index copied to the device
+            torch.as_tensor(np.arange(3), device=t.device)  # pageable host-to-device copy
+            torch.nonzero(t)
+        with counter.phase("async"):
+            t.index_select(0, torch.arange(2))
+            torch.from_numpy(np.arange(3)).to(t.device, non_blocking=True)
+            torch.where(t > 2, t, -t)
+            t[:3]
+            t.to(torch.float64)
+    assert counter.syncs["sync"] == 8
+    assert counter.syncs["async"] == 0
+    assert counter.ops["async"] >= 5 and counter.calls["sync"] == 1
+    assert would_sync(torch.Tensor.to, (t, "meta"), {})  # across device types
+    assert not would_sync(torch.Tensor.to, (t, "meta"), {"non_blocking": True})
+
+
+def _mixed_lengths(n, seed=3):
+    texts, _ = make_texts(n, seed=seed)
+    rng = np.random.RandomState(seed)
+    return [" ".join([t] * int(rng.randint(1, 8))) for t in texts]
+
+
+def _instrumented(network, counter, widths):
+    """Charge the network's layers to phase "layer", its layer contexts to "mask", and record layer widths."""
+    cls = type(network)
+    run_layer, layer_context = cls.run_layer, cls.layer_context
+
+    def counted_layer(self, index, hidden, context):
+        widths.append((int(hidden.shape[0]), int(hidden.shape[1])))
+        with counter.phase("layer"):
+            return run_layer(self, index, hidden, context)
+
+    def counted_context(self, hidden, mask):
+        with counter.phase("mask"):
+            return layer_context(self, hidden, mask)
+
+    return counted_layer, counted_context
+
+
+def _measure(fitted, monkeypatch, scheduler, threshold, criterion=None, batch_size=64, multiple=8):
+    clf = copy.deepcopy(fitted)
+    network = clf.network_
+    counter, widths = HostSyncCounter(), []
+    layer, context = _instrumented(network, counter, widths)
+    monkeypatch.setattr(type(network), "run_layer", layer)
+    monkeypatch.setattr(type(network), "layer_context", context)
+    engine = InferenceEngine(
+        network,
+        clf.tokenizer_,
+        clf.temperatures_,
+        clf.max_length,
+        batch_size,
+        torch.device("cpu"),
+        scheduler,
+        length_multiple=multiple,
+    )
+    X = _mixed_lengths(N_ROWS)
+    with counter:
+        _, layers = engine.predict(X, None, criterion or MaxProbability(), threshold)
+    monkeypatch.undo()
+    return counter, widths, layers
+
+
+@pytest.mark.parametrize(
+    "scheduler, criterion, threshold",
+    [
+        (RefillingScheduler(), MaxProbability(), 0.8),
+        (RefillingScheduler(), MaxProbability(), 1.0),
+        (RefillingScheduler(), Patience(2), 0.8),
+        (ShrinkingScheduler(), MaxProbability(), 0.8),
+    ],
+    ids=["refilling-0.8", "refilling-full-depth", "refilling-patience", "shrinking-0.8"],
+)
+def test_at_most_one_host_sync_per_layer_call(fitted, monkeypatch, scheduler, criterion, threshold):
+    counter, widths, layers = _measure(fitted, monkeypatch, scheduler, threshold, criterion)
+    n_calls = counter.calls["layer"]
+    assert n_calls == len(widths) > 0
+    if threshold < 1:
+        assert 1 < layers.mean() < fitted.n_layers_  # rows did exit mid-way, and not all at the first head
+    assert counter.syncs["layer"] == 0, counter.where
+    assert counter.syncs["mask"] == 0, counter.where
+    assert counter.total_syncs() / n_calls <= 1.0, (counter.total_syncs(), n_calls, counter.where)
+
+
+@pytest.mark.parametrize("scheduler", [RefillingScheduler(), ShrinkingScheduler()], ids=lambda s: s.name)
+@pytest.mark.parametrize("multiple", [8])
+def test_every_layer_call_width_is_a_multiple_of_the_bucket(fitted, monkeypatch, scheduler, multiple):
+    _, widths, _ = _measure(fitted, monkeypatch, scheduler, 0.8, multiple=multiple, batch_size=48)
+    assert all(width % multiple == 0 for _, width in widths), sorted({w for _, w in widths})
+    assert len({w for _, w in widths}) > 1  # rows of several lengths: the test sees trimming at work
+
+
+def test_the_mask_is_built_once_per_group(fitted, monkeypatch):
+    """A group that loses no row keeps its layer context: no mask is built for every layer."""
+    counter, widths, _ = _measure(fitted, monkeypatch, ShrinkingScheduler(), 1.0)
+    assert counter.calls["mask"] == -(-N_ROWS // 64)  # full depth: one group per input batch, one mask each
+    assert counter.calls["layer"] == counter.calls["mask"] * fitted.n_layers_
