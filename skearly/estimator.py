@@ -721,7 +721,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            Folder to create (skearly's files in an existing folder are overwritten).
+            Folder to create (skearly's files in an existing folder are replaced, others kept). It is
+            written beside, then renamed into place: a failed save leaves an existing model as it was.
 
         Returns
         -------
@@ -758,8 +759,8 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If a file is missing or corrupted (the message names it), or the folder
-            was written by a newer skearly (format version).
+            If a file is missing, corrupted or half-written (the message names it and, for the
+            fitted state, the key), or the folder was written by a newer skearly (format version).
         """
         estimator = load_estimator(path, cls)
         if device is not None:
