@@ -68,6 +68,12 @@ class RowGroup:
         ``rows`` on the device (where the results are written).
     length_multiple : int, default=1
         Every width this group or its parts take is a multiple of it.
+    origins : ndarray of int64, shape (n,), or None
+        Input batch each row came in with (host copy; ``None``: all the same).
+    bounds : ndarray of int64, shape (n,), or None
+        Widest padded width each row would have at this point had its input batch
+        run on its own, exits trimming it (host copy): a scheduler that never puts
+        a row in a wider layer call pads no more than :class:`ShrinkingScheduler`.
     """
 
     rows: np.ndarray
@@ -77,6 +83,8 @@ class RowGroup:
     state: torch.Tensor | None
     row_ids: torch.Tensor
     length_multiple: int = 1
+    origins: np.ndarray | None = None
+    bounds: np.ndarray | None = None
     context: Any = field(default=_UNBUILT, repr=False)  # the runner's layer context, built once for this group
 
     def __len__(self) -> int:
@@ -115,6 +123,8 @@ class RowGroup:
             state=None if self.state is None else self.state.index_select(0, keep),
             row_ids=self.row_ids.index_select(0, keep),
             length_multiple=self.length_multiple,
+            origins=None if self.origins is None else self.origins[index],
+            bounds=None if self.bounds is None else self.bounds[index],
         )
 
     def split(self, n: int) -> tuple[RowGroup, RowGroup]:
@@ -132,6 +142,8 @@ class RowGroup:
             state=None if self.state is None else self.state[rows],
             row_ids=self.row_ids[rows],
             length_multiple=self.length_multiple,
+            origins=None if self.origins is None else self.origins[rows],
+            bounds=None if self.bounds is None else self.bounds[rows],
         )
 
     def widened(self, width: int) -> RowGroup:
@@ -144,6 +156,8 @@ class RowGroup:
             self.state,
             self.row_ids,
             self.length_multiple,
+            self.origins,
+            self.bounds,
         )
 
     @staticmethod
@@ -162,7 +176,26 @@ class RowGroup:
             state=None if states[0] is None else torch.cat(states),
             row_ids=torch.cat([g.row_ids for g in groups]),
             length_multiple=groups[0].length_multiple,
+            origins=_concat_or_none([g.origins for g in groups]),
+            bounds=_concat_or_none([g.bounds for g in groups]),
         )
+
+    def trim_bounds(self) -> None:
+        """Lower each row's :attr:`bounds` to the width its input batch's rows in this group need (after exits)."""
+        if self.bounds is None or self.origins is None:
+            return
+        longest = np.zeros(int(self.origins.max()) + 1, dtype=np.int64)
+        np.maximum.at(longest, self.origins, self.lengths)
+        needed = np.minimum(_round_up_array(longest[self.origins], self.length_multiple), self.width)
+        self.bounds = np.minimum(self.bounds, needed)
+
+
+def _concat_or_none(arrays: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+
+def _round_up_array(lengths: np.ndarray, multiple: int) -> np.ndarray:
+    return -(-lengths // multiple) * multiple
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -220,7 +253,7 @@ class ExitPass:
         # each row's calibrated probabilities at its exit, then its exit layer (exact in float32): one copy back
         self._results = torch.zeros((n_rows, self._n_classes + 1), dtype=torch.float32, device=device)
 
-    def start(self, batch: Batch, lengths: np.ndarray) -> RowGroup:
+    def start(self, batch: Batch, lengths: np.ndarray, origin: int = 0) -> RowGroup:
         """Embed a padded batch of dataset rows: the group that enters layer 0.
 
         Parameters
@@ -230,6 +263,8 @@ class ExitPass:
             multiple of :attr:`length_multiple`.
         lengths : ndarray of int64
             Token count of each of those rows.
+        origin : int, default=0
+            Number of this input batch (see :attr:`RowGroup.bounds`).
         """
         rows = np.asarray(batch.rows, dtype=np.int64)
         batch = batch.to(self.device)
@@ -239,6 +274,8 @@ class ExitPass:
         group = RowGroup(rows, np.asarray(lengths), hidden, batch.attention_mask, state, row_ids, self.length_multiple)
         if group.width % self.length_multiple:  # a batch collated without the multiple: round it up once
             group = group.widened(_round_up(group.width, self.length_multiple))
+        group.origins = np.full(len(rows), origin, dtype=np.int64)
+        group.bounds = np.full(len(rows), group.width, dtype=np.int64)
         return group
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
@@ -273,9 +310,10 @@ class ExitPass:
         if not staying.any():
             return None
         group.state = state
-        if staying.all():
-            return group
-        return group.subset(np.flatnonzero(staying))
+        if not staying.all():
+            group = group.subset(np.flatnonzero(staying))
+        group.trim_bounds()
+        return group
 
     def results(self) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""

@@ -13,7 +13,9 @@ predictions and exit layers row for row (up to float rounding):
   full batch waiting (deepest first), feeds new input only when none has, and
   flushes the queues at the end. Every layer call then runs close to the chosen
   batch size however many rows exit, which is what keeps an accelerator busy
-  (the pool proposed in FastBERT issue #35).
+  (the pool proposed in FastBERT issue #35). A call takes the longest rows
+  waiting (merge by length), so that rows sharing a padded width are of
+  similar length.
 
 ``"auto"`` picks the refilling scheduler on CUDA and the shrinking one on CPU.
 """
@@ -73,48 +75,90 @@ class ShrinkingScheduler(BatchScheduler):
 
 
 class RefillingScheduler(BatchScheduler):
-    """Per-layer queues: every layer call runs a full batch of waiting rows, refilled from new input."""
+    """Per-layer queues: every layer call runs a full batch of waiting rows, refilled from new input.
+
+    Rows share a layer call only where that pads no row wider than running its
+    input batch on its own would (:attr:`RowGroup.bounds`), so refilling pads
+    no more tokens than :class:`ShrinkingScheduler`; among those, a call takes
+    the longest rows waiting.
+    """
 
     name = "refilling"
 
     def run(self, exit_pass, batches, batch_size):
         """Run the deepest layer with a full batch waiting; flush at the end (see :meth:`BatchScheduler.run`)."""
         queues: list[list[RowGroup]] = [[] for _ in range(exit_pass.n_layers)]
-        waiting = [0] * exit_pass.n_layers
 
-        def call(index: int) -> None:
-            taken: list[RowGroup] = []
-            room = batch_size
-            queue = queues[index]
-            while queue and room:
-                group = queue[0]
-                if len(group) <= room:
-                    taken.append(queue.pop(0))
-                else:
-                    taken_part, queue[0] = group.split(room)
-                    taken.append(taken_part)
-                room -= len(taken[-1])
-            waiting[index] -= batch_size - room
+        def call(index: int, width: int) -> None:
+            taken, queues[index] = _take(queues[index], width, batch_size)
             out = exit_pass.advance(index, RowGroup.merge(taken))
             if out is not None:
                 queues[index + 1].append(out)
-                waiting[index + 1] += len(out)
 
-        def deepest_full() -> int | None:
+        def deepest_full() -> tuple[int, int] | None:
             for index in range(exit_pass.n_layers - 1, -1, -1):
-                if waiting[index] >= batch_size:
-                    return index
+                width = _call_width(queues[index], batch_size)
+                if width is not None:
+                    return index, width
             return None
 
-        for batch, lengths in batches:
-            group = exit_pass.start(batch, lengths)
-            queues[0].append(group)
-            waiting[0] += len(group)
-            while (index := deepest_full()) is not None:
-                call(index)
+        for origin, (batch, lengths) in enumerate(batches):
+            queues[0].append(exit_pass.start(batch, lengths, origin))
+            while (ready := deepest_full()) is not None:
+                call(*ready)
         for index in range(exit_pass.n_layers):  # flush, shallowest first: rows move down and merge
-            while waiting[index]:
-                call(index)
+            while queues[index]:
+                call(index, _call_width(queues[index], 1))
+
+
+def _needed(queue: list[RowGroup]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token count, smallest width and widest allowed width (bound) of every row waiting in ``queue``."""
+    lengths = np.concatenate([g.lengths for g in queue])
+    multiple = queue[0].length_multiple
+    needed = -(-lengths // multiple) * multiple
+    bounds = np.concatenate([g.bounds if g.bounds is not None else np.full(len(g), g.width) for g in queue])
+    return lengths, needed, bounds
+
+
+def _call_width(queue: list[RowGroup], n: int) -> int | None:
+    """The widest call width at which at least ``n`` waiting rows fit within their bounds (``None``: none)."""
+    if not queue or sum(len(g) for g in queue) < n:
+        return None
+    _, needed, bounds = _needed(queue)
+    for width in np.unique(needed)[::-1]:
+        if int(((needed <= width) & (bounds >= width)).sum()) >= n:
+            return int(width)
+    return None
+
+
+def _take(queue: list[RowGroup], width: int, n: int) -> tuple[list[RowGroup], list[RowGroup]]:
+    """The ``n`` longest rows of ``queue`` that fit a call of ``width`` (as parts of its groups), and the rest.
+
+    Decided on the host from the token counts; a group taken whole, or cut into
+    its longest rows and the rest, moves no data (see :meth:`RowGroup.split`).
+    """
+    lengths, needed, bounds = _needed(queue)
+    fits = np.flatnonzero((needed <= width) & (bounds >= width))
+    chosen = np.zeros(len(lengths), dtype=bool)
+    chosen[fits[np.argsort(-lengths[fits], kind="stable")[:n]]] = True
+    taken, left = [], []
+    start = 0
+    for group in queue:
+        mine = chosen[start : start + len(group)]
+        start += len(group)
+        if mine.all():
+            taken.append(group)
+        elif not mine.any():
+            left.append(group)
+        else:
+            k = int(mine.sum())
+            if mine[:k].all():  # the group's longest rows come first (length-sorted): a cut, no copy
+                first, rest = group.split(k)
+            else:
+                first, rest = group.subset(np.flatnonzero(mine)), group.subset(np.flatnonzero(~mine))
+            taken.append(first)
+            left.append(rest)
+    return taken, left
 
 
 #: Batch schedulers by alias (``"auto"`` is resolved by :func:`resolve_scheduler`).

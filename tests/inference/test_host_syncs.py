@@ -128,3 +128,32 @@ def test_the_mask_is_built_once_per_group(fitted, monkeypatch):
     counter, widths, _ = _measure(fitted, monkeypatch, ShrinkingScheduler(), 1.0)
     assert counter.calls["mask"] == -(-N_ROWS // 64)  # full depth: one group per input batch, one mask each
     assert counter.calls["layer"] == counter.calls["mask"] * fitted.n_layers_
+
+
+def test_refilling_pads_no_more_than_shrinking_at_batch_512(fitted, monkeypatch):
+    """Rows share a call only within their bounds: padded tokens at most the shrinking scheduler's."""
+    texts, _ = make_texts(2500, seed=5)
+    rng = np.random.RandomState(0)
+    X = [" ".join([t] * int(min(12, rng.geometric(0.35)))) for t in texts]  # many short rows, a long tail
+    network = copy.deepcopy(fitted).network_
+    calls = {}
+    for scheduler in (ShrinkingScheduler(), RefillingScheduler()):
+        shapes = calls[scheduler.name] = []
+        layer, _ = _instrumented(network, HostSyncCounter(), shapes)
+        monkeypatch.setattr(type(network), "run_layer", layer)
+        engine = InferenceEngine(
+            network,
+            fitted.tokenizer_,
+            fitted.temperatures_,
+            128,
+            512,
+            torch.device("cpu"),
+            scheduler,
+            length_multiple=8,
+        )
+        _, layers = engine.predict(X, None, MaxProbability(), 0.99)
+        monkeypatch.undo()
+    # every row runs the same layers under both, so equal real tokens: compare the padded areas
+    area = {name: sum(rows * width for rows, width in shapes) for name, shapes in calls.items()}
+    assert 1.5 < layers.mean() < fitted.n_layers_
+    assert area["refilling"] <= area["shrinking"]
