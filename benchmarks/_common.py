@@ -8,6 +8,7 @@ The scripts of ``benchmarks/`` import it as ``from _common import ...`` (run as
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import platform
@@ -148,6 +149,19 @@ def header(title: str, command_line: str, device: torch.device = CPU) -> list[st
     return [f"# {title}", "", f"Command: `{command_line}`", "", f"Environment: {environment(device)}", ""]
 
 
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """``table`` as a Markdown table (floats to ``digits`` places), with no dependency beyond pandas."""
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def save_figure(fig, path: Path) -> None:
     """Lay out, write (110 dpi) and close a matplotlib figure."""
     import matplotlib.pyplot as plt
@@ -164,7 +178,7 @@ def write_results(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if table is not None:
-        table.to_csv(out / f"{stem}.csv", index=False)
+        table.to_csv(out / f"{stem}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
     if lines is not None:
         (out / f"{stem}.md").write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     if figure is not None:

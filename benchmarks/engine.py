@@ -11,10 +11,14 @@ batch size and threshold times ``predict`` of the same texts, interleaved, with
   (the engine before the refilling scheduler);
 * ``shrinking`` and ``refilling``: the two schedulers of the current engine.
 
-Accuracy and exit layers are the same for every engine configuration (tested row for row
-in ``tests/test_inference.py``); the table reports them once per threshold. Efficiency is
-measured speed-up over the same configuration's full depth divided by the layer-count
-speed-up (6 / mean exit layer).
+Every engine row records its own accuracy and exit layers (the engine tests check that
+they agree row for row). Efficiency is measured speed-up over the same configuration's
+full depth divided by the layer-count speed-up, by rows (6 / mean exit layer) and by
+tokens (sum of tokens x 6 / sum of tokens x exit layer: long rows cost more and exit
+later). Tokenizing and padding the input (inside every timed ``predict``) is also timed
+alone (``tokenize_pad_s``). On CUDA, one pass per configuration under
+``torch.cuda.set_sync_debug_mode("warn")`` counts real host syncs; everywhere,
+:class:`skearly._utils.host_syncs.HostSyncCounter` counts would-be syncs per layer call.
 
 Run on CPU: ``python benchmarks/engine.py`` (writes ``benchmarks/results/engine_cpu.{csv,md}``).
 On a GPU: ``python benchmarks/gpu.py`` (``gpu.{csv,md}``).
@@ -23,18 +27,23 @@ On a GPU: ``python benchmarks/gpu.py`` (``gpu.{csv,md}``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 import torch
-from _common import command, header, plain_predict, timed, write_results
+from _common import command, header, markdown_table, median_time, plain_predict, timed, write_results
 from transformers import AutoModelForSequenceClassification
 
 from skearly import EarlyExitTextClassifier, MaxProbability
+from skearly._utils.batching import sorted_batches, tokenize
 from skearly._utils.devices import resolve_device
-from skearly.datasets import load_tweet_sentiment
+from skearly._utils.host_syncs import HostSyncCounter
+from skearly.datasets import load_bbc_news, load_tweet_sentiment
 from skearly.encoders import default_encoder_path
 from skearly.inference import InferenceEngine, RefillingScheduler, ShrinkingScheduler
 
@@ -57,9 +66,12 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: the packaged MiniLM-L6)")
-    parser.add_argument("--data", default=None, help="CSV with text,sentiment columns instead of the packaged tweets")
+    parser.add_argument(
+        "--data", default=None, help="'bbc' (BBC News), or a CSV with text,sentiment columns (default: packaged tweets)"
+    )
+    parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--cache", default=".bench-cache", help="fit cache folder (memory=)")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "benchmarks/results", help="default: $OUT if set")
     parser.add_argument("--name", default="engine_cpu")
     parser.add_argument("--fit-only", action="store_true", help="fit (into the cache) and stop: no timing")
     parser.set_defaults(**defaults)
@@ -67,6 +79,8 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
 
 
 def load_data(args):
+    if args.data == "bbc":
+        return load_bbc_news(n_train=args.n_train, n_test=args.n_test, random_state=0)
     if args.data is None:
         return load_tweet_sentiment(
             classes=("negative", "positive"), n_train=args.n_train, n_test=args.n_test, random_state=0
@@ -80,6 +94,45 @@ def load_data(args):
     return X_train[: args.n_train], X_test, y_train[: args.n_train], y_test
 
 
+def kernels(device: torch.device):
+    """The engine's scaled-dot-product attention kernels on CUDA (no cuDNN), so the HF baseline uses the same."""
+    if device.type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def host_syncs(engine: InferenceEngine, X, threshold: float) -> tuple[float, float]:
+    """Would-be host syncs per layer call (CPU proxy) and, on CUDA, real syncs per layer call."""
+    counter = HostSyncCounter()
+    runner = engine.runner
+    run_layer = runner.run_layer
+
+    def counted(index, hidden, context):
+        with counter.phase("layer"):
+            return run_layer(index, hidden, context)
+
+    runner.run_layer = counted
+    try:
+        with counter:
+            engine.predict(X, None, MaxProbability(), threshold)
+        real = float("nan")
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    engine.predict(X, None, MaxProbability(), threshold)
+                finally:
+                    torch.cuda.set_sync_debug_mode(0)
+            real = sum("synchroniz" in str(w.message) for w in caught) / max(counter.calls["layer"], 1)
+    finally:
+        del runner.run_layer
+    return counter.total_syncs() / max(counter.calls["layer"], 1), real
+
+
 def main(argv=None, **defaults) -> pd.DataFrame:
     args = parse_args(argv, **defaults)
     device = resolve_device(args.device)
@@ -87,24 +140,28 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     torch.manual_seed(0)
     path = args.encoder or str(default_encoder_path())
     X_train, X_test, y_train, y_test = load_data(args)
-    clf = EarlyExitTextClassifier(path, epochs=args.epochs, device=args.device, random_state=0, memory=args.cache)
+    clf = EarlyExitTextClassifier(
+        path, epochs=args.epochs, device=args.device, random_state=0, memory=args.cache, max_length=args.max_length
+    )
     start = time.perf_counter()
     clf.fit(X_train, y_train)
     print(f"fit: {time.perf_counter() - start:.1f}s on {len(X_train)} texts", flush=True)
     if args.fit_only:
         return pd.DataFrame()
     network = clf.network_.to(device).eval()
-    plain = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, local_files_only=True)
+    n_classes = len(clf.classes_)
+    plain = AutoModelForSequenceClassification.from_pretrained(path, num_labels=n_classes, local_files_only=True)
     plain = plain.to(device).eval()
     thresholds = [float(t) for t in args.thresholds.split(",")]
     mixed = device.type == "cuda"
+    depth = clf.head_layers_[-1]
 
     def engine(name: str, batch_size: int) -> InferenceEngine:
         return InferenceEngine(
             network,
             clf.tokenizer_,
             clf.temperatures_,
-            128,
+            args.max_length,
             batch_size,
             device,
             mixed_precision=mixed,
@@ -115,16 +172,28 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     for batch_size in [int(b) for b in args.batches.split(",")]:
         X = X_test[: args.b1_rows] if batch_size == 1 else X_test
         y = y_test[: len(X)]
+        tokens = tokenize(clf.tokenizer_, X, None, args.max_length).lengths().astype(np.float64)
+        pad = median_time(
+            lambda X=X, b=batch_size: list(sorted_batches(tokenize(clf.tokenizer_, X, None, args.max_length), b)),
+            args.repeats,
+            len(X),
+        )
         quality = {}
-        for threshold in thresholds:
-            proba, layers = engine("refilling", batch_size).predict(X, None, MaxProbability(), threshold)
-            quality[threshold] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), float(layers.mean()))
+        for name in ENGINES:
+            for threshold in thresholds:
+                proba, layers = engine(name, batch_size).predict(X, None, MaxProbability(), threshold)
+                quality[(name, threshold)] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), layers)
         configs = [("plain HF", None)] + [(name, t) for name in ENGINES for t in thresholds]
         seconds: dict[tuple, list[float]] = {c: [] for c in configs}
 
         def runner(name, threshold, X=X, batch_size=batch_size):
             if name == "plain HF":
-                return lambda: plain_predict(plain, clf.tokenizer_, X, batch_size, device, mixed)
+
+                def plain_run():
+                    with kernels(device):
+                        return plain_predict(plain, clf.tokenizer_, X, batch_size, device, mixed)
+
+                return plain_run
             eng = engine(name, batch_size)
             return lambda: eng.predict(X, None, MaxProbability(), threshold)
 
@@ -142,15 +211,18 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 "n_texts": len(X),
                 "texts_per_s": len(X) / plain_s,
                 "speedup_vs_plain_hf": 1.0,
+                "tokenize_pad_s": pad.seconds,
             }
         )
         for name in ENGINES:
             full_s = float(np.median(seconds[(name, 1.0)])) if 1.0 in thresholds else float("nan")
             for threshold in thresholds:
                 s = float(np.median(seconds[(name, threshold)]))
-                accuracy, mean_layer = quality[threshold]
-                layer_speedup = clf.head_layers_[-1] / mean_layer
+                accuracy, layers = quality[(name, threshold)]
+                by_rows = depth / layers.mean()
+                by_tokens = float(tokens.sum() * depth / (tokens * layers).sum())
                 measured = full_s / s
+                syncs, cuda_syncs = host_syncs(engine(name, batch_size), X, threshold) if batch_size > 1 else (0, 0)
                 rows.append(
                     {
                         "batch": batch_size,
@@ -158,25 +230,35 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "threshold": threshold,
                         "n_texts": len(X),
                         "accuracy": accuracy,
-                        "mean_exit_layer": mean_layer,
-                        "layer_speedup": layer_speedup,
+                        "mean_exit_layer": float(layers.mean()),
+                        "layer_speedup_rows": by_rows,
+                        "layer_speedup_tokens": by_tokens,
                         "texts_per_s": len(X) / s,
                         "speedup_vs_full_depth": measured,
-                        "efficiency": measured / layer_speedup,
+                        "efficiency_rows": measured / by_rows,
+                        "efficiency_tokens": measured / by_tokens,
                         "speedup_vs_plain_hf": plain_s / s,
+                        "tokenize_pad_s": pad.seconds,
+                        "syncs_per_layer_call": syncs,
+                        "cuda_syncs_per_layer_call": cuda_syncs,
                     }
                 )
         print(pd.DataFrame(rows).tail(1 + len(ENGINES) * len(thresholds)).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)
+    data = "tweets (negative vs positive)" if args.data is None else f"{args.data} ({n_classes} classes)"
     # gpu.py runs this main with its own settings: the command names the script that was run
     lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
-        f"- data: {len(X_train)} training tweets (negative vs positive), {args.epochs} epochs, fit "
-        f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test tweets "
+        f"- data: {len(X_train)} training texts of {data}, {args.epochs} epochs, max_length {args.max_length}, fit "
+        f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test texts "
         f"({args.b1_rows} at batch 1); median of {args.repeats} interleaved runs",
-        "- efficiency = (full-depth time / time) / (6 / mean exit layer), per configuration",
+        "- efficiency = (full-depth time / time) / layer-count speed-up, by rows (depth / mean exit layer) and by "
+        "tokens (sum tokens x depth / sum tokens x exit layer), per configuration",
+        "- tokenize_pad_s: tokenizing and padding the input alone (inside every timed predict); "
+        "syncs_per_layer_call: would-be host syncs (HostSyncCounter); cuda_syncs_per_layer_call: "
+        "set_sync_debug_mode warnings (CUDA only)",
         "",
-        table.to_markdown(index=False, floatfmt=".3f"),
+        markdown_table(table),
     ]
     write_results(args.out, args.name, table=table, lines=lines)
     print(f"wrote {args.out}/{args.name}.csv and .md")

@@ -10,6 +10,7 @@ Run: ``python benchmarks/prepare_gpu_assets.py``, then on the device machine
 """
 
 import argparse
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -40,6 +41,7 @@ frame = load_tweet_sentiment_frame()
 frame = frame[frame["sentiment"].isin(["negative", "positive"])].sample(
     n=min(args.n_tweets, len(frame)), random_state=0
 )
-frame[["text", "sentiment"]].to_csv(out / "tweets.csv", index=False)
+# every field quoted: tweets hold bare carriage returns, which an unquoted CSV would cut
+frame[["text", "sentiment"]].to_csv(out / "tweets.csv", index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
 size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
 print(f"wrote {out}: {size / 2**20:.1f} MiB")
