@@ -298,22 +298,27 @@ class ExitPass:
             return group
         logits = self.runner.exit_logits(head, group.hidden, group.head_mask())
         proba = torch.softmax(logits.float() * self._inverse_t[head], dim=1)
-        layer = proba.new_full((len(group), 1), float(self.exit_layers[head]))
-        result = torch.cat([proba, layer], dim=1)
         if last:
-            self._results.index_copy_(0, group.row_ids, result)
+            self._record(group.row_ids, proba, head)
             return None
         leaving, state = self.criterion.decide(proba, group.state, self.threshold)
-        before = self._results.index_select(0, group.row_ids)
-        self._results.index_copy_(0, group.row_ids, torch.where(leaving[:, None], result, before))
-        staying = ~leaving.cpu().numpy()  # the one host transfer of an exit step
-        if not staying.any():
+        leaving = leaving.cpu().numpy()  # the one host transfer of an exit step
+        if leaving.all():
+            self._record(group.row_ids, proba, head)
             return None
         group.state = state
-        if not staying.all():
-            group = group.subset(np.flatnonzero(staying))
+        if not leaving.any():  # nothing to record, nothing to trim
+            return group
+        index = to_device(np.flatnonzero(leaving), self.device)
+        self._record(group.row_ids.index_select(0, index), proba.index_select(0, index), head)
+        group = group.subset(np.flatnonzero(~leaving))
         group.trim_bounds()
         return group
+
+    def _record(self, row_ids: torch.Tensor, proba: torch.Tensor, head: int) -> None:
+        """Write the exiting rows' probabilities and exit layer into the device buffer (no host transfer)."""
+        layer = proba.new_full((len(proba), 1), float(self.exit_layers[head]))
+        self._results.index_copy_(0, row_ids, torch.cat([proba, layer], dim=1))
 
     def results(self) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""
