@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check skearly tests examples benchmarks research docs
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 	$(MAKE) docs
 
 test-fast: $(STAMP)
