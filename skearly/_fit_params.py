@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from skearly._utils.devices import training_precision
 from skearly._utils.validation import check_number, check_threshold
 from skearly.exit_criteria import resolve_criterion
 from skearly.inference import resolve_backend, resolve_scheduler
@@ -47,8 +48,9 @@ def check_params(estimator: Any) -> None:
     check_number("verbose", estimator.verbose, kind=int, low=0)
     if estimator.pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {estimator.pooling!r}.")
-    if not isinstance(estimator.mixed_precision, (bool, np.bool_)):
-        raise TypeError(f"mixed_precision must be a bool, got {estimator.mixed_precision!r}.")
+    for name in ("mixed_precision", "group_by_length"):
+        if not isinstance(getattr(estimator, name), (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {getattr(estimator, name)!r}.")
 
 
 def check_target_speedup(target_speedup: Any, head_layers: tuple[int, ...]) -> float:
@@ -126,6 +128,8 @@ def fit_params(
         objective=resolve_objective(estimator.objective),
         head_learning_rate=None if estimator.head_learning_rate is None else float(estimator.head_learning_rate),
         max_grad_norm=None if estimator.max_grad_norm is None else float(estimator.max_grad_norm),
+        group_by_length=bool(estimator.group_by_length),
+        training_precision=training_precision(device, bool(estimator.mixed_precision)),
     )
     return memory, params
 

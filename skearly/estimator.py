@@ -114,6 +114,11 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         (512 for BERT-style encoders).
     batch_size : int, default=32
         Rows per training step.
+    group_by_length : bool, default=True
+        Cut training batches from rows of similar length (random groups of 50
+        batches sorted by length, then the batches in a random order), so that
+        little of each batch is padding; ``False`` cuts them from a random order.
+        Fit-time (part of the ``memory`` key).
     predict_batch_size : int, default=64
         Rows per layer call at inference (rows are grouped by length). Predict-time only.
     scheduler : {"auto", "shrinking", "refilling"} or BatchScheduler, default="auto"
@@ -161,7 +166,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     dropout : float, default=0.1
         Dropout in the exit heads.
     mixed_precision : bool, default=True
-        Use bf16/fp16 autocast when running on CUDA (ignored on CPU).
+        Compute in bf16 (fp16 where a GPU lacks bf16) under autocast, weights
+        staying fp32: fine-tuning and prediction on CUDA; fine-tuning only on a
+        CPU with native bf16 matrix units (AMX or AVX-512 BF16), where
+        prediction and calibration stay fp32. Ignored on other CPUs.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to fit and predict; ``"auto"`` takes CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -179,10 +187,10 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         a fit waits for one of the same key already running, then reads it.
         The key is the training data, every other parameter that shapes the fit
         (``encoder`` and the size and modification time of its files,
-        ``head_layers``, ``objective``, ``max_length``, ``batch_size``, ``epochs``,
+        ``head_layers``, ``objective``, ``max_length``, ``batch_size``, ``group_by_length``, ``epochs``,
         ``learning_rate``, ``head_learning_rate``, ``max_grad_norm``, ``weight_decay``, ``warmup_ratio``,
         ``calibration_size``, ``pooling``, ``dropout``, ``random_state``,
-        ``mixed_precision`` and the device type), never the predict-time
+        ``mixed_precision`` with the precision it gives on this machine, and the device type), never the predict-time
         parameters, ``verbose`` or ``memory`` itself. Only seeded fits are
         cached: with ``random_state`` not an int, a ``UserWarning`` says so and
         ``fit`` fine-tunes as without ``memory`` (an unseeded fit is not
@@ -264,6 +272,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         objective: str | TrainingObjective = "sum",
         max_length: int = 128,
         batch_size: int = 32,
+        group_by_length: bool = True,
         predict_batch_size: int = 64,
         scheduler: str | BatchScheduler = "auto",
         backend: str | InferenceBackend = "torch",
@@ -290,6 +299,7 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         self.objective = objective
         self.max_length = max_length
         self.batch_size = batch_size
+        self.group_by_length = group_by_length
         self.predict_batch_size = predict_batch_size
         self.scheduler = scheduler
         self.backend = backend

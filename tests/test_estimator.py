@@ -222,7 +222,7 @@ def test_calibration_inputs_are_the_tokenized_calibration_split(fitted):
 
 def test_clone_pipeline_gridsearch_cross_val(tiny_encoder, toy_data):
     X_train, y_train, _, _ = toy_data
-    clf = tiny_classifier(tiny_encoder, epochs=2)
+    clf = tiny_classifier(tiny_encoder)
     cloned = clone(clf)
     assert cloned.get_params() == clf.get_params()
     lower = FunctionTransformer(lambda X: [x.lower() for x in X])

@@ -117,6 +117,50 @@ def shuffled_batches(encoded: Encoded, batch_size: int, generator: np.random.Gen
         yield collate(encoded, order[start : start + batch_size])
 
 
+#: Batches per mega-batch of :func:`length_grouped_batches` (as transformers' ``group_by_length``).
+MEGA_BATCHES = 50
+
+
+def length_grouped_batches(
+    encoded: Encoded, batch_size: int, generator: np.random.Generator, mega_batches: int = MEGA_BATCHES
+) -> Iterator[Batch]:
+    """Training batches of rows of similar length, in a random order: far less padding than random batches.
+
+    A fresh random order of the rows is cut into mega-batches of
+    ``mega_batches * batch_size`` rows; each is sorted by length (longest
+    first), cut into batches of ``batch_size`` rows, and all batches are then
+    visited in a random order. Every row still appears once per call, each
+    batch is a random draw of similar-length rows, and the order depends only
+    on ``generator``.
+
+    Parameters
+    ----------
+    encoded : Encoded
+        Tokenized rows.
+    batch_size : int
+        Rows per batch (the last batch of a mega-batch may be smaller).
+    generator : numpy.random.Generator
+        Source of the row and batch orders.
+    mega_batches : int, default=MEGA_BATCHES
+        Batches per length-sorted group; 1 sorts only within a batch, which changes nothing.
+
+    Yields
+    ------
+    Batch
+        Padded to its longest row.
+    """
+    order = generator.permutation(len(encoded))
+    lengths = encoded.lengths()
+    span = batch_size * mega_batches
+    batches = []
+    for start in range(0, len(order), span):
+        group = order[start : start + span]
+        group = group[np.argsort(-lengths[group], kind="stable")]
+        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+    for index in generator.permutation(len(batches)):
+        yield collate(encoded, batches[index])
+
+
 def sorted_batches(encoded: Encoded, batch_size: int, length_multiple: int = 1) -> Iterator[Batch]:
     """Inference batches of rows of similar length (longest first), to cut padding.
 

@@ -1,4 +1,4 @@
-"""Where models compute: resolving the ``device`` parameter, mixed precision on CUDA, host-to-device copies."""
+"""Where models compute: resolving the ``device`` parameter, mixed precision, host-to-device copies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "autocast", "to_device"]
+__all__ = ["resolve_device", "autocast", "training_precision", "training_autocast", "cpu_has_native_bf16", "to_device"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -54,6 +54,48 @@ def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX or AVX-512 BF16), so bf16 pays on it."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # a torch build without these probes: assume not
+        return False
+
+
+def training_precision(device: torch.device, mixed_precision: bool) -> str:
+    """The dtype fine-tuning computes in under autocast: ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+
+    With ``mixed_precision``: bfloat16 on CUDA (float16 where the GPU lacks
+    bfloat16) and on a CPU with native bfloat16 matrix units
+    (:func:`cpu_has_native_bf16`); float32 elsewhere, and always without it.
+    Weights, gradients and the optimizer stay in float32 in every case.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the fine-tune runs.
+    mixed_precision : bool
+        The estimator's ``mixed_precision`` parameter.
+
+    Returns
+    -------
+    str
+        A name of a :mod:`torch` dtype.
+    """
+    if not mixed_precision:
+        return "float32"
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
+
+
+def training_autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """Autocast to ``precision`` (from :func:`training_precision`) on ``device``; a no-op for ``"float32"``."""
+    if precision == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, precision))
 
 
 def to_device(data: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

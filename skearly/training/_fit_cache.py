@@ -81,6 +81,9 @@ class FitParams:
     objective: TrainingObjective = SummedCrossEntropy()
     head_learning_rate: float | None = None
     max_grad_norm: float | None = None
+    group_by_length: bool = True
+    #: The dtype fine-tuning computes in (:func:`skearly._utils.devices.training_precision`), resolved on the machine.
+    training_precision: str = "float32"
 
 
 @dataclass
@@ -240,7 +243,7 @@ def fit_network(
             dropout=params.dropout,
             pooling=params.pooling,
         ).to(device)
-        history = train_jointly(
+        log = train_jointly(
             network,
             _subset(encoded, train_rows),
             y_index[train_rows],
@@ -254,10 +257,11 @@ def fit_network(
                 params.objective,
                 params.head_learning_rate,
                 params.max_grad_norm,
+                params.group_by_length,
+                params.training_precision,
             ),
             rng=np.random.default_rng(params.seed),
             device=device,
-            mixed_precision=params.mixed_precision,
         )
     # calibration logits in training-sized batches: a fit-time parameter, so the result stays a function of the key
     with torch.inference_mode(), autocast(device, params.mixed_precision):
@@ -273,7 +277,7 @@ def fit_network(
         temperatures=temperatures,
         calibration_report=report,
         calibration_proba=calibrated_head_proba(calib_logits, temperatures),
-        loss_curve=history,
+        loss_curve=log.losses,
         calibration_inputs=pack_calibration_inputs(_subset(encoded, calib_rows), calib_y),
     )
 

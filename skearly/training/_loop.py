@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skearly._utils.batching import Batch, Encoded, n_batches, shuffled_batches
-from skearly._utils.devices import autocast
+from skearly._utils.batching import Batch, Encoded, length_grouped_batches, n_batches, shuffled_batches
+from skearly._utils.devices import training_autocast
 from skearly.network import MultiExitNetwork
 from skearly.objectives import SummedCrossEntropy, TrainingObjective
 
@@ -31,6 +32,29 @@ class TrainingConfig:
     objective: TrainingObjective = field(default_factory=SummedCrossEntropy)
     head_learning_rate: float | None = None
     max_grad_norm: float | None = None
+    #: Cut batches of similar-length rows (:func:`~skearly._utils.batching.length_grouped_batches`), else random ones.
+    group_by_length: bool = True
+    #: The dtype of autocast (:func:`~skearly._utils.devices.training_precision`): "float32" turns it off.
+    precision: str = "float32"
+
+
+@dataclass
+class TrainingLog:
+    """What :func:`train_jointly` reports: the loss of each epoch and the tokens the layers processed."""
+
+    #: Mean loss (of the objective) of each epoch.
+    losses: list[float] = field(default_factory=list)
+    #: Real tokens of all training batches, over all epochs.
+    real_tokens: int = 0
+    #: Tokens the layers processed: real tokens plus padding.
+    padded_tokens: int = 0
+    #: Wall-clock seconds of the training steps.
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Real tokens trained on per second (``nan`` before any step)."""
+        return self.real_tokens / self.seconds if self.seconds > 0 else math.nan
 
 
 def _optimizer(network: MultiExitNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -89,8 +113,7 @@ def train_jointly(
     *,
     rng: np.random.Generator,
     device: torch.device,
-    mixed_precision: bool = False,
-) -> list[float]:
+) -> TrainingLog:
     """Fine-tune ``network`` in place on ``encoded`` rows with integer labels ``y``.
 
     Every step runs all layers up to the last exit, and the loss is
@@ -111,13 +134,11 @@ def train_jointly(
         Source of the batch order.
     device : torch.device
         Where to compute.
-    mixed_precision : bool, default=False
-        Use autocast on CUDA.
 
     Returns
     -------
-    list of float
-        Mean loss (of ``config.objective``) of each epoch.
+    TrainingLog
+        Mean loss (of ``config.objective``) of each epoch, real and padded tokens, seconds.
 
     Raises
     ------
@@ -125,20 +146,25 @@ def train_jointly(
         When the loss becomes NaN or infinite (naming the epoch and step), before the weights are updated with it.
     """
     labels = torch.as_tensor(y, dtype=torch.long)
+    lengths = encoded.lengths()
     steps_per_epoch = n_batches(len(encoded), config.batch_size)
     optimizer = _optimizer(network, config)
     scheduler = _linear_warmup(optimizer, config.epochs * steps_per_epoch, config.warmup_ratio)
-    scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "float16" and device.type == "cuda")
+    batches = length_grouped_batches if config.group_by_length else shuffled_batches
     network.train()
-    history = []
+    log = TrainingLog()
     progress = tqdm(total=config.epochs * steps_per_epoch, desc="fine-tuning", unit="batch", disable=not config.verbose)
+    start = time.perf_counter()
     try:
         for epoch in range(config.epochs):
             total, seen = 0.0, 0
-            for step, batch in enumerate(shuffled_batches(encoded, config.batch_size, rng)):
+            for step, batch in enumerate(batches(encoded, config.batch_size, rng)):
+                log.real_tokens += int(lengths[batch.rows].sum())  # counted on the host, before the copy
+                log.padded_tokens += batch.input_ids.numel()
                 batch = batch.to(device)
                 target = labels[batch.rows].to(device)
-                with autocast(device, mixed_precision):
+                with training_autocast(device, config.precision):
                     logits = _forward(network, batch)
                     loss = config.objective.loss(
                         logits, target, exit_layers=network.exit_layers, epoch=epoch, n_epochs=config.epochs
@@ -154,11 +180,28 @@ def train_jointly(
                 scheduler.step()
                 total += value * len(batch.rows)
                 seen += len(batch.rows)
+                log.seconds = time.perf_counter() - start
                 progress.update()
-                progress.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.4f}")
-            history.append(total / seen)
-            logger.info("epoch %d/%d: mean loss %.4f", epoch + 1, config.epochs, history[-1])
+                progress.set_postfix(
+                    epoch=epoch + 1, loss=f"{total / seen:.4f}", tokens_per_s=f"{log.tokens_per_second:.0f}"
+                )
+            log.losses.append(total / seen)
+            logger.info(
+                "epoch %d/%d: mean loss %.4f, %.0f real tokens/s, padding %.1f%% of the tokens processed",
+                epoch + 1,
+                config.epochs,
+                log.losses[-1],
+                log.tokens_per_second,
+                100 * (1 - log.real_tokens / max(1, log.padded_tokens)),
+            )
     finally:
         progress.close()
         network.eval()
-    return history
+    logger.info(
+        "fine-tuned on %d real tokens (%d processed with padding) in %.1fs",
+        log.real_tokens,
+        log.padded_tokens,
+        log.seconds,
+        extra={"real_tokens": log.real_tokens, "padded_tokens": log.padded_tokens, "train_seconds": log.seconds},
+    )
+    return log

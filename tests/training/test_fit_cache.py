@@ -299,3 +299,39 @@ def _tiny_result(seed):
         loss_curve=[],
         calibration_inputs=None,
     )
+
+
+def test_fit_runs_each_layer_once_per_training_batch_and_once_per_calibration_batch(
+    tiny_encoder, toy_data, monkeypatch
+):
+    """No wasted passes: the encoder runs for the training steps and one calibration pass, nothing more."""
+    X_train, y_train, _, _ = toy_data
+    calls = {"embed": 0, "layer": 0}
+    network_class = fit_cache.MultiExitNetwork
+    embed, run_layer = network_class.embed, network_class.run_layer
+
+    def counting_embed(self, *args, **kwargs):
+        calls["embed"] += 1
+        return embed(self, *args, **kwargs)
+
+    def counting_layer(self, *args, **kwargs):
+        calls["layer"] += 1
+        return run_layer(self, *args, **kwargs)
+
+    monkeypatch.setattr(network_class, "embed", counting_embed)
+    monkeypatch.setattr(network_class, "run_layer", counting_layer)
+    clf = tiny_classifier(tiny_encoder, epochs=3, batch_size=16, calibration_size=0.2).fit(X_train, y_train)
+    n_calibration = len(clf.calibration_inputs_["labels"])
+    n_train = len(X_train) - n_calibration
+    batches = 3 * -(-n_train // 16) + -(-n_calibration // 16)
+    assert calls == {"embed": batches, "layer": batches * clf.network_.n_layers_used}
+
+
+def test_group_by_length_and_the_training_precision_are_part_of_the_key(tiny_encoder, toy_data, tmp_path, fine_tunes):
+    X_train, y_train, _, _ = toy_data
+    for params in ({}, {"group_by_length": False}, {"mixed_precision": False}, {}):
+        tiny_classifier(tiny_encoder, epochs=1, memory=str(tmp_path)).set_params(**params).fit(X_train, y_train)
+    from skearly._utils.devices import cpu_has_native_bf16
+
+    # the last fit repeats the first; mixed_precision changes the fit only where this CPU computes in bf16
+    assert len(fine_tunes) == (3 if cpu_has_native_bf16() else 2)

@@ -20,7 +20,8 @@ def test_joint_training_lowers_the_summed_loss_and_trains_every_head(tiny_encode
     network, encoded, y = _setup(tiny_encoder)
     before = [head.out.weight.detach().clone() for head in network.heads]
     config = TrainingConfig(epochs=4, batch_size=16, learning_rate=3e-3, weight_decay=0.01, warmup_ratio=0.1)
-    history = train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    log = train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    history = log.losses
     assert len(history) == 4 and history[-1] < history[0]
     assert all(not torch.equal(b, h.out.weight) for b, h in zip(before, network.heads))
     assert not network.training  # left in eval mode
@@ -101,3 +102,46 @@ def test_clipping_changes_the_trained_weights(tiny_encoder):
         train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
         weights.append(network.heads[0].out.weight.detach().clone())
     assert not torch.allclose(weights[0], weights[1])
+
+
+def _tokens(tiny_encoder, group_by_length, precision="float32"):
+    network, encoded, y = _setup(tiny_encoder)
+    config = TrainingConfig(
+        epochs=2,
+        batch_size=8,
+        learning_rate=3e-3,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        group_by_length=group_by_length,
+        precision=precision,
+    )
+    log = train_jointly(network, encoded, y, config, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    return log, encoded
+
+
+def test_the_log_counts_real_and_padded_tokens_of_every_epoch(tiny_encoder):
+    log, encoded = _tokens(tiny_encoder, group_by_length=False)
+    assert log.real_tokens == 2 * int(encoded.lengths().sum())  # every row once per epoch
+    assert log.padded_tokens > log.real_tokens and log.seconds > 0
+    assert log.tokens_per_second == log.real_tokens / log.seconds
+
+
+def test_length_grouped_training_processes_less_padding(tiny_encoder):
+    random_log, _ = _tokens(tiny_encoder, group_by_length=False)
+    grouped_log, _ = _tokens(tiny_encoder, group_by_length=True)
+    assert grouped_log.real_tokens == random_log.real_tokens
+    assert grouped_log.padded_tokens < random_log.padded_tokens
+
+
+def test_bfloat16_training_runs_on_cpu_and_learns(tiny_encoder):
+    log, _ = _tokens(tiny_encoder, group_by_length=True, precision="bfloat16")
+    assert log.losses[-1] < log.losses[0]
+
+
+def test_the_log_reports_tokens_in_a_record(tiny_encoder, caplog):
+    with caplog.at_level("INFO", logger="skearly.training._loop"):
+        log, _ = _tokens(tiny_encoder, group_by_length=True)
+    done = [r for r in caplog.records if r.getMessage().startswith("fine-tuned on")]
+    assert len(done) == 1 and (done[0].real_tokens, done[0].padded_tokens) == (log.real_tokens, log.padded_tokens)
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epochs) == 2 and all("real tokens/s" in m and "padding" in m for m in epochs)

@@ -36,3 +36,25 @@ def test_a_gpu_model_loads_and_predicts_on_the_cpu(fitted, toy_data, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X_test), fitted.predict(X_test))
     with pytest.raises(ValueError, match="CUDA is not available"):
         EarlyExitTextClassifier.load(tmp_path / "m", device="cuda")
+
+
+def test_training_precision(monkeypatch):
+    from skearly._utils import devices
+
+    cpu = torch.device("cpu")
+    assert devices.training_precision(cpu, False) == "float32"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.training_precision(cpu, True) == "bfloat16"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert devices.training_precision(cpu, True) == "float32"
+
+
+def test_training_autocast_computes_in_the_precision():
+    from skearly._utils.devices import training_autocast
+
+    cpu = torch.device("cpu")
+    a = torch.ones(4, 4)
+    with training_autocast(cpu, "bfloat16"):
+        assert (a @ a).dtype == torch.bfloat16
+    with training_autocast(cpu, "float32"):
+        assert (a @ a).dtype == torch.float32
