@@ -78,10 +78,56 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_
         )
     with _TOKENIZER_LOCK:
         if second is None:
-            out = tokenizer(list(first), truncation=True, max_length=max_length)
+            out = _tokenize_single(tokenizer, list(first), max_length)
         else:
             out = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
     return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
+
+
+#: Characters of a long text tokenized per kept token: a prefix of ``max_length`` times this nearly always
+#: holds every token that truncation keeps (English runs at about 4-5 characters a token).
+_PREFIX_CHARS_PER_TOKEN = 8
+
+
+def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
+    """``tokenizer(texts, truncation=True, max_length=max_length)``, without tokenizing what truncation drops.
+
+    A fast tokenizer encodes a whole text before truncating it, so a long article
+    costs its full length. A text longer than ``max_length * _PREFIX_CHARS_PER_TOKEN``
+    characters is tokenized from that prefix instead; the result is kept only when it
+    provably equals the full text's: truncation cut it (the prefix had more tokens
+    than are kept) and every kept token ends before the prefix's last run of spaces,
+    so it comes from words the cut did not touch (a plain space separates words in
+    every supported tokenizer family). Otherwise (no whitespace, very long
+    tokens) the text is tokenized whole. Slow tokenizers, which give no offsets, always
+    tokenize whole texts.
+    """
+    limit = max_length * _PREFIX_CHARS_PER_TOKEN
+    long = [i for i, text in enumerate(texts) if len(text) > limit]
+    if not long or not getattr(tokenizer, "is_fast", False):
+        return tokenizer(texts, truncation=True, max_length=max_length)
+    prefixes = list(texts)
+    for i in long:
+        prefixes[i] = texts[i][:limit]
+    out = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    offsets = out.pop("offset_mapping")
+    redo = [i for i in long if not _prefix_is_exact(prefixes[i], out["input_ids"][i], offsets[i], max_length)]
+    if redo:
+        whole = tokenizer([texts[i] for i in redo], truncation=True, max_length=max_length)
+        for key in out:
+            for j, i in enumerate(redo):
+                out[key][i] = whole[key][j]
+    return out
+
+
+def _prefix_is_exact(prefix: str, ids: list[int], offsets: list[tuple[int, int]], max_length: int) -> bool:
+    """Whether the truncated tokens of ``prefix`` are those of the whole text it was cut from (see above)."""
+    if len(ids) < max_length:  # the prefix did not even fill max_length: the cut may have dropped kept tokens
+        return False
+    body = prefix.rstrip(" ")
+    cut = body.rfind(" ")  # the last (maybe cut) word starts after it; only a plain space splits words everywhere
+    safe = len(body[:cut].rstrip(" ")) if cut > 0 else 0
+    return safe > 0 and max(end for _, end in offsets) <= safe
 
 
 def collate(encoded: Encoded, rows: np.ndarray, length_multiple: int = 1) -> Batch:
