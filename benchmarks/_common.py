@@ -27,7 +27,7 @@ import transformers
 
 import skearly
 from skearly._utils.batching import sorted_batches, tokenize
-from skearly._utils.devices import autocast
+from skearly._utils.devices import autocast, cpu_has_native_bf16
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -41,8 +41,20 @@ def environment(device: torch.device = CPU) -> str:
         f"device: {where}; CPU count: {os.cpu_count()}; torch threads: {torch.get_num_threads()}; "
         f"python {platform.python_version()}; torch {torch.__version__}; transformers {transformers.__version__}; "
         f"scikit-learn {sklearn.__version__}; skearly {skearly.__version__}; "
-        f"machine {platform.machine()} ({platform.processor() or 'cpu'})"
+        f"machine {platform.machine()} ({_cpu_model()}; native bf16: {cpu_has_native_bf16()})"
     )
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux), else what :mod:`platform` says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def command(script: str, argv: Sequence[str] | None = None) -> str:

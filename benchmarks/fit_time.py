@@ -16,8 +16,8 @@ in an order that rotates from seed to seed.
 Per fit it records the fit time, the training steps' time, real and padded tokens, the
 test accuracy at full depth and at P1 (the loosest threshold within one point of full
 depth, from :meth:`~skearly.EarlyExitTextClassifier.exit_curve`), the layer-count and
-measured speed-up at P1 (batch 64, median of ``--repeats``), and each exit's ECE after
-temperature scaling on the calibration split. The summary gives, per data set and
+measured speed-up at P1 (batch 64, median of ``--repeats`` runs interleaved with full
+depth's), and each exit's ECE after temperature scaling on the calibration split. The summary gives, per data set and
 configuration, means and standard deviations over the seeds and the fit time as a ratio
 of ``random_fp32``'s, measured in the same run.
 
@@ -46,8 +46,8 @@ from _common import (  # noqa: E402
     header,
     loosest_within_one_point,
     markdown_table,
-    median_time,
     start,
+    timed,
     write_results,
 )
 
@@ -98,11 +98,14 @@ def measure(clf: EarlyExitTextClassifier, X_test, y_test, repeats: int) -> dict:
     full = float(curve.loc[curve["threshold"] == 1.0, "accuracy"].iloc[0])
     p1 = loosest_within_one_point(curve, full)
     at_p1 = curve[curve["threshold"] == p1].iloc[0]
-    clf.set_params(threshold=1.0, predict_batch_size=64)
+    clf.set_params(predict_batch_size=64)
     clf.predict(X_test[:64])  # warm-up
-    full_time = median_time(lambda: clf.predict(X_test), repeats, len(X_test)).seconds
-    clf.set_params(threshold=p1)
-    p1_time = median_time(lambda: clf.predict(X_test), repeats, len(X_test)).seconds
+    times: dict[float, list[float]] = {1.0: [], p1: []}
+    for _ in range(repeats):  # interleaved, so that drift on the machine hits both alike
+        for threshold in times:
+            clf.set_params(threshold=threshold)
+            times[threshold].append(timed(lambda: clf.predict(X_test)))
+    full_time, p1_time = float(np.median(times[1.0])), float(np.median(times[p1]))
     return {
         "accuracy_full": full,
         "p1": p1,
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="configurations, the baseline first")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats of predict (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timing repeats of predict, interleaved (median)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="tiny encoder, 200 rows, one seed (smoke run)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
