@@ -89,7 +89,7 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_
 _PREFIX_CHARS_PER_TOKEN = 8
 
 
-def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
+def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, list]:
     """``tokenizer(texts, truncation=True, max_length=max_length)``, without tokenizing what truncation drops.
 
     A fast tokenizer encodes a whole text before truncating it, so a long article
@@ -105,18 +105,21 @@ def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, 
     limit = max_length * _PREFIX_CHARS_PER_TOKEN
     long = [i for i, text in enumerate(texts) if len(text) > limit]
     if not long or not getattr(tokenizer, "is_fast", False):
-        return tokenizer(texts, truncation=True, max_length=max_length)
-    prefixes = list(texts)
-    for i in long:
-        prefixes[i] = texts[i][:limit]
-    out = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    offsets = out.pop("offset_mapping")
-    redo = [i for i in long if not _prefix_is_exact(prefixes[i], out["input_ids"][i], offsets[i], max_length)]
-    if redo:
-        whole = tokenizer([texts[i] for i in redo], truncation=True, max_length=max_length)
-        for key in out:
-            for j, i in enumerate(redo):
-                out[key][i] = whole[key][j]
+        return dict(tokenizer(texts, truncation=True, max_length=max_length))
+    prefixes = [texts[i][:limit] for i in long]
+    cut = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    offsets = cut.pop("offset_mapping")
+    exact = [_prefix_is_exact(p, ids, o, max_length) for p, ids, o in zip(prefixes, cut["input_ids"], offsets)]
+    # the short texts and the long ones whose prefix is not provably exact are tokenized whole, in one call
+    whole_rows = sorted(set(range(len(texts))) - {i for i, ok in zip(long, exact) if ok})
+    whole = tokenizer([texts[i] for i in whole_rows], truncation=True, max_length=max_length) if whole_rows else {}
+    out: dict[str, list] = {key: [None] * len(texts) for key in cut}
+    for key in out:
+        for j, i in enumerate(whole_rows):
+            out[key][i] = whole[key][j]
+        for j, (i, ok) in enumerate(zip(long, exact)):
+            if ok:
+                out[key][i] = cut[key][j]
     return out
 
 
