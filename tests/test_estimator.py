@@ -270,3 +270,10 @@ def test_bad_engine_parameters(fitted, toy_data, tiny_encoder, params, error, ma
         tiny_classifier(tiny_encoder, **params).fit(X_train, y_train)
     with pytest.raises(error, match=match):
         copy.deepcopy(fitted).set_params(**params).predict(X_test)
+
+
+@pytest.mark.parametrize("name", ["group_by_length", "mixed_precision"])
+def test_fit_time_switches_must_be_bools(tiny_encoder, toy_data, name):
+    X_train, y_train, _, _ = toy_data
+    with pytest.raises(TypeError, match=f"{name} must be a bool, got 'yes'"):
+        tiny_classifier(tiny_encoder, **{name: "yes"}).fit(X_train, y_train)

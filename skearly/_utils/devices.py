@@ -49,11 +49,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
-    """bfloat16/float16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
-    if not enabled or device.type != "cuda":
+    """Inference autocast: that of :func:`training_precision` on CUDA when ``enabled``; a no-op elsewhere."""
+    if device.type != "cuda":
         return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return training_autocast(device, training_precision(device, enabled))
 
 
 def cpu_has_native_bf16() -> bool:
