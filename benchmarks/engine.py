@@ -7,9 +7,17 @@ batch size and threshold times ``predict`` of the same texts, interleaved, with
 * ``plain HF``: ``AutoModelForSequenceClassification`` of the same encoder, tokenize +
   one forward per length-sorted batch (fp32 on CPU, bf16 autocast on CUDA): what a user
   would otherwise run;
-* ``old engine``: the shrinking scheduler with torch's default attention-kernel choice
-  (the engine before the refilling scheduler);
+* ``old engine`` (CUDA only): the shrinking scheduler with torch's default attention-kernel
+  choice (the engine before the refilling scheduler); on a CPU the kernel choice does not
+  apply, so that row would time the shrinking engine twice and is left out;
 * ``shrinking`` and ``refilling``: the two schedulers of the current engine.
+
+Timing is interleaved in blocks: the test texts are cut into blocks (``--block-rows``: 10
+texts at batch 1, 256 at larger batches), every configuration predicts each block in
+turn (the order rotating from block to block), and a configuration's time is the sum over
+the blocks; the reported time is the median of ``--repeats`` such sums. A machine whose
+speed drifts over seconds then slows every configuration alike. ``cost_vs_full_depth`` is a
+configuration's time over its full depth's time.
 
 Every engine row records its own accuracy and exit layers (the engine tests check that
 they agree row for row). Efficiency is measured speed-up over the same configuration's
@@ -64,6 +72,9 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--thresholds", default="1.0,0.9,0.8,0.7")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--block-rows", default="1:10,*:256", help="texts per interleaved timing block, by batch size ('*': others)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: the packaged MiniLM-L6)")
     parser.add_argument(
@@ -92,6 +103,17 @@ def load_data(args):
     X, y = frame["text"].tolist(), frame["sentiment"].to_numpy()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=args.n_test, stratify=y, random_state=0)
     return X_train[: args.n_train], X_test, y_train[: args.n_train], y_test
+
+
+def block_rows(spec: str, batch_size: int) -> int:
+    """Texts per timing block at ``batch_size``, from ``--block-rows`` (``"1:10,*:256"``)."""
+    sizes = dict(item.split(":") for item in spec.split(","))
+    return int(sizes.get(str(batch_size), sizes.get("*", "1000000000")))
+
+
+def engines(device: torch.device) -> list[str]:
+    """The engine configurations to time: ``old engine`` differs from ``shrinking`` only on CUDA."""
+    return [name for name in ENGINES if device.type == "cuda" or name != "old engine"]
 
 
 def kernels(device: torch.device):
@@ -179,14 +201,14 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             len(X),
         )
         quality = {}
-        for name in ENGINES:
+        for name in engines(device):
             for threshold in thresholds:
                 proba, layers = engine(name, batch_size).predict(X, None, MaxProbability(), threshold)
                 quality[(name, threshold)] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), layers)
-        configs = [("plain HF", None)] + [(name, t) for name in ENGINES for t in thresholds]
+        configs = [("plain HF", None)] + [(name, t) for name in engines(device) for t in thresholds]
         seconds: dict[tuple, list[float]] = {c: [] for c in configs}
 
-        def runner(name, threshold, X=X, batch_size=batch_size):
+        def runner(name, threshold, X, batch_size=batch_size):
             if name == "plain HF":
 
                 def plain_run():
@@ -197,11 +219,18 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             eng = engine(name, batch_size)
             return lambda: eng.predict(X, None, MaxProbability(), threshold)
 
+        block = block_rows(args.block_rows, batch_size)
+        blocks = [X[start : start + block] for start in range(0, len(X), block)]
         for config in configs:  # warm-up (also plans kernels for the shapes seen)
-            timed(runner(*config), device)
+            timed(runner(*config, X), device)
         for _ in range(args.repeats):
+            total = dict.fromkeys(configs, 0.0)
+            for number, part in enumerate(blocks):  # every configuration on each block, in a rotating order
+                turn = number % len(configs)
+                for config in configs[turn:] + configs[:turn]:
+                    total[config] += timed(runner(*config, part), device)
             for config in configs:
-                seconds[config].append(timed(runner(*config), device))
+                seconds[config].append(total[config])
         plain_s = float(np.median(seconds[("plain HF", None)]))
         rows.append(
             {
@@ -214,7 +243,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 "tokenize_pad_s": pad.seconds,
             }
         )
-        for name in ENGINES:
+        for name in engines(device):
             full_s = float(np.median(seconds[(name, 1.0)])) if 1.0 in thresholds else float("nan")
             for threshold in thresholds:
                 s = float(np.median(seconds[(name, threshold)]))
@@ -235,6 +264,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "layer_speedup_tokens": by_tokens,
                         "texts_per_s": len(X) / s,
                         "speedup_vs_full_depth": measured,
+                        "cost_vs_full_depth": 1.0 / measured,
                         "efficiency_rows": measured / by_rows,
                         "efficiency_tokens": measured / by_tokens,
                         "speedup_vs_plain_hf": plain_s / s,
@@ -243,7 +273,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "cuda_syncs_per_layer_call": cuda_syncs,
                     }
                 )
-        print(pd.DataFrame(rows).tail(1 + len(ENGINES) * len(thresholds)).to_string(index=False), flush=True)
+        print(pd.DataFrame(rows).tail(1 + len(engines(device)) * len(thresholds)).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)
     data = "tweets (negative vs positive)" if args.data is None else f"{args.data} ({n_classes} classes)"
@@ -251,7 +281,8 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
         f"- data: {len(X_train)} training texts of {data}, {args.epochs} epochs, max_length {args.max_length}, fit "
         f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test texts "
-        f"({args.b1_rows} at batch 1); median of {args.repeats} interleaved runs",
+        f"({args.b1_rows} at batch 1); median of {args.repeats} runs, each interleaved in blocks of "
+        f"{args.block_rows} texts (batch size: texts) with the configuration order rotating from block to block",
         "- efficiency = (full-depth time / time) / layer-count speed-up, by rows (depth / mean exit layer) and by "
         "tokens (sum tokens x depth / sum tokens x exit layer), per configuration",
         "- tokenize_pad_s: tokenizing and padding the input alone (inside every timed predict); "

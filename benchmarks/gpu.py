@@ -30,6 +30,7 @@ GPU_DEFAULTS = dict(
     batches="1,64,512",
     thresholds="1.0,0.99,0.95,0.9,0.85,0.8,0.7",
     repeats=5,
+    block_rows="1:50,*:2048",
     name="gpu",
 )
 

@@ -83,7 +83,7 @@ class MaxProbability(ExitCriterion):
 
     def decide(self, proba, state, threshold):
         """Exit the rows whose top-class probability is at least ``threshold`` (see :meth:`ExitCriterion.decide`)."""
-        return proba.max(dim=1).values >= threshold, state
+        return proba.amax(dim=1) >= threshold, state
 
 
 class Entropy(ExitCriterion):

@@ -99,7 +99,7 @@ def test_gpu_script_runs_on_a_bare_machine(tmp_path, tiny_encoder):
     table = pd.read_csv(out / "gpu.csv")
     assert (out / "gpu.md").read_text().startswith("# Engine schedulers")
     engines = table[table["config"] != "plain HF"]
-    assert set(engines["config"]) == {"old engine", "shrinking", "refilling"}
+    assert set(engines["config"]) == {"shrinking", "refilling"}  # "old engine" differs only on CUDA
     assert engines["mean_exit_layer"].notna().all() and engines["efficiency_tokens"].notna().all()
     assert (table["tokenize_pad_s"] > 0).all()
     assert (out / "gpu.csv").read_text().startswith('"batch","config"')  # quoted CSV

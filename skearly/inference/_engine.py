@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skearly._utils.batching import Encoded, n_batches, sorted_batches, tokenize
+from skearly._utils.batching import Encoded, n_batches, tokenize
 from skearly._utils.devices import autocast
 from skearly.calibration import calibrated_head_proba
 from skearly.exit_criteria import ExitCriterion
-from skearly.inference._layer_pass import ExitPass
+from skearly.inference._layer_pass import EmbeddedBatch, ExitPass
 from skearly.inference._schedulers import BatchScheduler
 from skearly.network import all_head_logits
 
@@ -128,7 +128,7 @@ class InferenceEngine:
                 exit_pass = ExitPass(
                     self.runner, criterion, threshold, self.temperatures, len(encoded), self.device, multiple
                 )
-                batches = _with_lengths(encoded, self.batch_size, multiple, progress)
+                batches = _counted(exit_pass.embedded(encoded, self.batch_size), progress)
                 self.scheduler.run(exit_pass, batches, self.batch_size)
                 proba[rows], layers[rows] = exit_pass.results()
         return proba, layers
@@ -177,13 +177,10 @@ class InferenceEngine:
         return stack
 
 
-def _with_lengths(
-    encoded: Encoded, batch_size: int, length_multiple: int, progress: tqdm
-) -> Iterator[tuple[Any, np.ndarray]]:
-    """Length-sorted batches of ``encoded``, each with its rows' token counts (the scheduler's input)."""
-    lengths = encoded.lengths()
-    for batch in sorted_batches(encoded, batch_size, length_multiple):
-        yield batch, lengths[batch.rows]
+def _counted(batches: Iterator[EmbeddedBatch], progress: tqdm) -> Iterator[EmbeddedBatch]:
+    """``batches``, ticking the progress bar once each."""
+    for batch in batches:
+        yield batch
         progress.update()
 
 

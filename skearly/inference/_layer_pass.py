@@ -18,6 +18,11 @@ Device traffic is kept small, so that the host keeps feeding an accelerator
 * each group carries its row ids and its 2-D mask on the device, and its layer
   context (the attention mask of the layers) is built once per group, with no
   mask at all when the host knows no row is padded;
+* input rows are embedded in windows of at least :data:`EMBED_WINDOW_ROWS` rows
+  (:meth:`ExitPass.embedded`), however small the batch size: embeddings are per
+  token, so a window gives each row the same hidden states as its own batch
+  would, and at batch size 1 the per-row cost of collating and embedding is
+  shared by the window;
 * the calibrated probabilities and exit layers are written into buffers on the
   device and copied back once, at the end of the pass (:meth:`ExitPass.results`);
   the one transfer per exit head is the boolean "leaving" vector, which the host
@@ -26,18 +31,21 @@ Device traffic is kept small, so that the host keeps feeding an accelerator
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from skearly._utils.batching import Batch
+from skearly._utils.batching import Encoded, sorted_batches
 from skearly._utils.devices import to_device
 from skearly.exit_criteria import ExitCriterion
 
-__all__ = ["RowGroup", "ExitPass"]
+__all__ = ["RowGroup", "ExitPass", "EmbeddedBatch", "EMBED_WINDOW_ROWS"]
+
+#: Input rows collated and embedded in one call when the batch size is smaller (a multiple of it).
+EMBED_WINDOW_ROWS = 64
 
 
 def _round_up(length: int, multiple: int) -> int:
@@ -46,6 +54,31 @@ def _round_up(length: int, multiple: int) -> int:
 
 #: The layer context of a group not built yet (``None`` is a valid context: no mask needed).
 _UNBUILT: Any = object()
+
+
+@dataclass
+class EmbeddedBatch:
+    """An input batch of dataset rows, embedded: what enters layer 0 (see :meth:`ExitPass.embedded`).
+
+    Parameters
+    ----------
+    rows : ndarray of int64, shape (n,)
+        Dataset row indices (host copy).
+    lengths : ndarray of int64, shape (n,)
+        Token count of each row (host copy).
+    hidden : torch.Tensor of shape (n, width, hidden_size)
+        Embeddings, padded to ``width``: the longest row rounded up to the length multiple.
+    mask : torch.Tensor of shape (n, width)
+        Attention mask (1 = token, 0 = padding), on the device.
+    """
+
+    rows: np.ndarray
+    lengths: np.ndarray
+    hidden: torch.Tensor
+    mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass
@@ -86,6 +119,7 @@ class RowGroup:
     origins: np.ndarray | None = None
     bounds: np.ndarray | None = None
     context: Any = field(default=_UNBUILT, repr=False)  # the runner's layer context, built once for this group
+    _padded: bool | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -96,8 +130,10 @@ class RowGroup:
         return int(self.hidden.shape[1])
 
     def padded(self) -> bool:
-        """Whether some row is shorter than :attr:`width` (decided on the host)."""
-        return bool((self.lengths < self.width).any())
+        """Whether some row is shorter than :attr:`width` (decided on the host, once: layers keep the width)."""
+        if self._padded is None:
+            self._padded = bool((self.lengths < self.width).any())
+        return self._padded
 
     def head_mask(self) -> torch.Tensor | None:
         """The 2-D mask where some row is padded, else ``None`` (what exit heads and layer contexts take)."""
@@ -248,35 +284,53 @@ class ExitPass:
         self.n_layers = int(runner.n_layers_used)
         self._head_after = {layer - 1: head for head, layer in enumerate(self.exit_layers)}
         self._last_head = len(self.exit_layers) - 1
-        self._inverse_t = to_device(1.0 / np.asarray(temperatures, dtype=np.float32), device)
+        # one 0-d tensor per head, made once (indexing a tensor per exit step would be one more op)
+        self._inverse_t = list(to_device(1.0 / np.asarray(temperatures, dtype=np.float32), device).unbind())
         self._n_classes = int(runner.n_classes)
-        # each row's calibrated probabilities at its exit, then its exit layer (exact in float32): one copy back
-        self._results = torch.zeros((n_rows, self._n_classes + 1), dtype=torch.float32, device=device)
+        # each row's calibrated probabilities at its exit, and its exit layer (exact in float32): copied back once
+        self._proba = torch.zeros((n_rows, self._n_classes), dtype=torch.float32, device=device)
+        self._layer = torch.zeros(n_rows, dtype=torch.float32, device=device)
 
-    def start(self, batch: Batch, lengths: np.ndarray, origin: int = 0) -> RowGroup:
-        """Embed a padded batch of dataset rows: the group that enters layer 0.
+    def embedded(self, encoded: Encoded, batch_size: int) -> Iterator[EmbeddedBatch]:
+        """The rows of ``encoded`` in length-sorted input batches of ``batch_size`` rows, embedded.
+
+        Rows are collated, moved to the device and embedded in windows of
+        :data:`EMBED_WINDOW_ROWS` rows or more (a multiple of ``batch_size``),
+        then cut into the batches that :func:`~skearly._utils.batching.sorted_batches`
+        gives, each trimmed to its own longest row (rounded up to
+        :attr:`length_multiple`). Embeddings are computed token by token, so each
+        row gets the hidden states its own batch would give it; small batch sizes
+        share the fixed cost of a call.
+        """
+        window = -(-max(EMBED_WINDOW_ROWS, batch_size) // batch_size) * batch_size
+        for batch in sorted_batches(encoded, window, self.length_multiple):
+            lengths = encoded.lengths()[batch.rows]
+            batch = batch.to(self.device)
+            hidden = self.runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
+            for start in range(0, len(lengths), batch_size):
+                part = slice(start, start + batch_size)
+                width = _round_up(int(lengths[start]), self.length_multiple)  # length-sorted: the first is longest
+                mask = batch.attention_mask[part, :width]
+                yield EmbeddedBatch(batch.rows[part], lengths[part], hidden[part, :width].contiguous(), mask)
+
+    def start(self, batch: EmbeddedBatch, origin: int = 0) -> RowGroup:
+        """The group of an embedded input batch, entering layer 0.
 
         Parameters
         ----------
-        batch : Batch
-            Padded token ids of the rows ``batch.rows`` (on the host), its width a
-            multiple of :attr:`length_multiple`.
-        lengths : ndarray of int64
-            Token count of each of those rows.
+        batch : EmbeddedBatch
+            Embedded rows (from :meth:`embedded`), their width a multiple of :attr:`length_multiple`.
         origin : int, default=0
             Number of this input batch (see :attr:`RowGroup.bounds`).
         """
-        rows = np.asarray(batch.rows, dtype=np.int64)
-        batch = batch.to(self.device)
-        hidden = self.runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
-        state = self.criterion.start(len(rows), self.device) if self.early else None
-        row_ids = to_device(rows, self.device)
-        group = RowGroup(rows, np.asarray(lengths), hidden, batch.attention_mask, state, row_ids, self.length_multiple)
-        if group.width % self.length_multiple:  # a batch collated without the multiple: round it up once
-            group = group.widened(_round_up(group.width, self.length_multiple))
-        group.origins = np.full(len(rows), origin, dtype=np.int64)
-        group.bounds = np.full(len(rows), group.width, dtype=np.int64)
-        return group
+        n, width = len(batch), int(batch.hidden.shape[1])
+        state = self.criterion.start(n, self.device) if self.early else None
+        row_ids = to_device(batch.rows, self.device)
+        origins = np.full(n, origin, dtype=np.int64)
+        bounds = np.full(n, width, dtype=np.int64)
+        return RowGroup(
+            batch.rows, batch.lengths, batch.hidden, batch.mask, state, row_ids, self.length_multiple, origins, bounds
+        )
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
         """Run 0-based layer ``index`` on ``group``, then its exit head if one follows.
@@ -297,7 +351,7 @@ class ExitPass:
         if not last and not self.early:
             return group
         logits = self.runner.exit_logits(head, group.hidden, group.head_mask())
-        proba = torch.softmax(logits.float() * self._inverse_t[head], dim=1)
+        proba = torch.softmax(logits.float() * self._inverse_t[head], dim=1)  # as calibrated_head_proba
         if last:
             self._record(group.row_ids, proba, head)
             return None
@@ -316,11 +370,11 @@ class ExitPass:
         return group
 
     def _record(self, row_ids: torch.Tensor, proba: torch.Tensor, head: int) -> None:
-        """Write the exiting rows' probabilities and exit layer into the device buffer (no host transfer)."""
-        layer = proba.new_full((len(proba), 1), float(self.exit_layers[head]))
-        self._results.index_copy_(0, row_ids, torch.cat([proba, layer], dim=1))
+        """Write the exiting rows' probabilities and exit layer into the device buffers (no host transfer)."""
+        self._proba.index_copy_(0, row_ids, proba)
+        self._layer.index_fill_(0, row_ids, float(self.exit_layers[head]))
 
     def results(self) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""
-        results = self._results.cpu().numpy()
+        results = torch.cat([self._proba, self._layer[:, None]], dim=1).cpu().numpy()
         return results[:, : self._n_classes].astype(np.float64), results[:, self._n_classes].astype(np.int64)

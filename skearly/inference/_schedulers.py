@@ -27,9 +27,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from skearly._utils.batching import Batch
 from skearly._utils.strategy import Registry, Strategy
-from skearly.inference._layer_pass import ExitPass, RowGroup
+from skearly.inference._layer_pass import EmbeddedBatch, ExitPass, RowGroup
 
 __all__ = [
     "BatchScheduler",
@@ -43,16 +42,16 @@ __all__ = [
 class BatchScheduler(Strategy):
     """Base class of batch schedulers: subclass it, set ``name``, override :meth:`run` and register it."""
 
-    def run(self, exit_pass: ExitPass, batches: Iterable[tuple[Batch, np.ndarray]], batch_size: int) -> None:
+    def run(self, exit_pass: ExitPass, batches: Iterable[EmbeddedBatch], batch_size: int) -> None:
         """Push every input row through the layers until it exits.
 
         Parameters
         ----------
         exit_pass : ExitPass
             Runs layer calls and records the exits.
-        batches : iterable of (Batch, ndarray)
-            Length-sorted padded input batches of at most ``batch_size`` rows,
-            each with the token count of its rows.
+        batches : iterable of EmbeddedBatch
+            Length-sorted, embedded input batches of at most ``batch_size`` rows
+            (:meth:`ExitPass.embedded`).
         batch_size : int
             The wanted number of rows per layer call.
         """
@@ -66,8 +65,8 @@ class ShrinkingScheduler(BatchScheduler):
 
     def run(self, exit_pass, batches, batch_size):
         """Run each input batch to completion before the next (see :meth:`BatchScheduler.run`)."""
-        for batch, lengths in batches:
-            group: RowGroup | None = exit_pass.start(batch, lengths)
+        for batch in batches:
+            group: RowGroup | None = exit_pass.start(batch)
             for index in range(exit_pass.n_layers):
                 group = exit_pass.advance(index, group)
                 if group is None:
@@ -102,8 +101,8 @@ class RefillingScheduler(BatchScheduler):
                     return index, width
             return None
 
-        for origin, (batch, lengths) in enumerate(batches):
-            queues[0].append(exit_pass.start(batch, lengths, origin))
+        for origin, batch in enumerate(batches):
+            queues[0].append(exit_pass.start(batch, origin))
             while (ready := deepest_full()) is not None:
                 call(*ready)
         for index in range(exit_pass.n_layers):  # flush, shallowest first: rows move down and merge

@@ -71,8 +71,12 @@ class ExitHead(nn.Module):
         else:
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        pooled = torch.tanh(self.dense(self.dropout(pooled)))
-        return self.out(self.dropout(pooled))
+        if self.training:  # dropout is the identity in eval mode: skip its call (inference runs this per layer)
+            pooled = self.dropout(pooled)
+        pooled = torch.tanh(self.dense(pooled))
+        if self.training:
+            pooled = self.dropout(pooled)
+        return self.out(pooled)
 
 
 @contextmanager
