@@ -351,7 +351,9 @@ class ExitPass:
         if not last and not self.early:
             return group
         logits = self.runner.exit_logits(head, group.hidden, group.head_mask())
-        proba = torch.softmax(logits.float() * self._inverse_t[head], dim=1)  # as calibrated_head_proba
+        if logits.dtype != torch.float32:  # autocast on CUDA; fp32 needs no call (each op costs at batch 1)
+            logits = logits.float()
+        proba = torch.softmax(logits * self._inverse_t[head], dim=1)  # as calibrated_head_proba
         if last:
             self._record(group.row_ids, proba, head)
             return None
