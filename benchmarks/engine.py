@@ -12,11 +12,11 @@ batch size and threshold times ``predict`` of the same texts, interleaved, with
   apply, so that row would time the shrinking engine twice and is left out;
 * ``shrinking`` and ``refilling``: the two schedulers of the current engine.
 
-Timing is interleaved in blocks: the test texts are cut into blocks (``--block-rows``: 10
-texts at batch 1, 256 at larger batches), every configuration predicts each block in
-turn (the order rotating from block to block), and a configuration's time is the sum over
-the blocks; the reported time is the median of ``--repeats`` such sums. A machine whose
-speed drifts over seconds then slows every configuration alike. ``cost_vs_full_depth`` is a
+Timing is interleaved: every configuration predicts the test texts in turn, in an order
+that rotates from run to run, and the reported time is the median of ``--repeats`` runs.
+``--block-rows`` can cut the texts into blocks that are interleaved the same way (a
+configuration's time is then the sum over its blocks), at the price of one ``predict`` call
+per block. ``cost_vs_full_depth`` is a
 configuration's time over its full depth's time.
 
 Every engine row records its own accuracy and exit layers (the engine tests check that
@@ -73,7 +73,7 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument("--thresholds", default="1.0,0.9,0.8,0.7")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--block-rows", default="1:10,*:256", help="texts per interleaved timing block, by batch size ('*': others)"
+        "--block-rows", default="*:100000", help="texts per interleaved timing block, by batch size ('*': others)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: the packaged MiniLM-L6)")
@@ -223,10 +223,10 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         blocks = [X[start : start + block] for start in range(0, len(X), block)]
         for config in configs:  # warm-up (also plans kernels for the shapes seen)
             timed(runner(*config, X), device)
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
             total = dict.fromkeys(configs, 0.0)
             for number, part in enumerate(blocks):  # every configuration on each block, in a rotating order
-                turn = number % len(configs)
+                turn = (repeat * len(blocks) + number) % len(configs)
                 for config in configs[turn:] + configs[:turn]:
                     total[config] += timed(runner(*config, part), device)
             for config in configs:

@@ -5,7 +5,8 @@
 ``exit_curve`` (every head's probabilities from one pass, to replay any
 threshold with :func:`simulate_exits`). It
 
-1. tokenizes the input in chunks of :attr:`InferenceEngine.chunk_size` rows (memory stays bounded);
+1. tokenizes the input in chunks of :attr:`InferenceEngine.chunk_size` rows (memory stays bounded;
+   on CUDA the next chunk is tokenized on a thread while the device runs the current one);
 2. cuts each chunk into length-sorted padded batches;
 3. hands them to a batch scheduler (:mod:`skearly.inference`), which calls
 4. the layer runner of an inference backend (:mod:`skearly.inference`) through an
@@ -21,6 +22,7 @@ so a layer loop over changing shapes never stalls on per-shape planning.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,11 @@ class InferenceEngine:
     length_multiple : int or None, default=None
         Round padded widths up to a multiple of this; ``None`` means 8 on CUDA
         (fewer distinct shapes) and 1 elsewhere.
+    tokenize_ahead : bool or None, default=None
+        Tokenize the next chunk on a thread while the current one runs through
+        the layers. ``None`` means on CUDA only: there the host is otherwise idle
+        while the device computes, whereas on a CPU the thread would take cores
+        from torch's own threads.
     """
 
     runner: Any
@@ -93,6 +100,7 @@ class InferenceEngine:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     choose_attention_kernels: bool = True
     length_multiple: int | None = None
+    tokenize_ahead: bool | None = None
 
     def predict(
         self, first: Sequence[str], second: Sequence[str] | None, criterion: ExitCriterion, threshold: float
@@ -160,9 +168,26 @@ class InferenceEngine:
         return logits
 
     def _chunks(self, first: Sequence[str], second: Sequence[str] | None) -> Iterator[tuple[slice, Encoded]]:
-        for start in range(0, len(first), self.chunk_size):
+        """The input in tokenized chunks of :attr:`chunk_size` rows, the next one tokenized ahead if asked."""
+
+        def encode(start: int) -> tuple[slice, Encoded]:
             rows = slice(start, start + self.chunk_size)
-            yield rows, tokenize(self.tokenizer, first[rows], None if second is None else second[rows], self.max_length)
+            encoded = tokenize(self.tokenizer, first[rows], None if second is None else second[rows], self.max_length)
+            encoded.lengths()  # the flat id arrays that padding gathers from, built on the same thread
+            return rows, encoded
+
+        starts = range(0, len(first), self.chunk_size)
+        ahead = self.device.type == "cuda" if self.tokenize_ahead is None else self.tokenize_ahead
+        if not ahead or len(starts) < 2:
+            yield from map(encode, starts)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skearly-tokenize") as pool:
+            pending = pool.submit(encode, starts[0])
+            for start in starts[1:]:
+                current = pending.result()
+                pending = pool.submit(encode, start)  # tokenized while the caller runs ``current``
+                yield current
+            yield pending.result()
 
     def _compute(self) -> ExitStack:
         """No autograd, autocast when asked, and on CUDA an explicit attention-kernel choice."""

@@ -1,12 +1,14 @@
 """The inference engine: same answers as a full pass, for every scheduler, criterion, batch size and chunking."""
 
 import copy
+import threading
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_texts
 
+import skearly.inference._engine as engine_module
 from skearly.exit_criteria import Entropy, MaxProbability, Patience
 from skearly.inference._engine import InferenceEngine, simulate_exits
 from skearly.inference._schedulers import RefillingScheduler, ShrinkingScheduler
@@ -173,3 +175,24 @@ def test_simulate_exits_hand_made():
     np.testing.assert_array_equal(simulate_exits(MaxProbability(), proba, 0.9), [0, 1, 2])
     np.testing.assert_array_equal(simulate_exits(MaxProbability(), proba, 1.0), [2, 2, 2])
     np.testing.assert_array_equal(simulate_exits(Patience(2), proba, 0.5), [1, 1, 2])
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.name)
+def test_tokenizing_ahead_on_a_thread_changes_no_answer(fitted, scheduler, monkeypatch):
+    X = _mixed_lengths(50)
+    want = _engine(fitted, scheduler).predict(X, None, MaxProbability(), 0.8)
+    threads = []
+    tokenize = engine_module.tokenize
+
+    def watched(*args):
+        threads.append(threading.current_thread().name)
+        return tokenize(*args)
+
+    monkeypatch.setattr(engine_module, "tokenize", watched)
+    got = _engine(fitted, scheduler, chunk_size=7, tokenize_ahead=True).predict(X, None, MaxProbability(), 0.8)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    np.testing.assert_array_equal(got[1], want[1])
+    assert len(threads) == 8 and all(name.startswith("skearly-tokenize") for name in threads)
+    threads.clear()
+    _engine(fitted, scheduler, chunk_size=7).predict(X, None, MaxProbability(), 0.8)  # on a CPU: no thread
+    assert threads == ["MainThread"] * 8

@@ -1,12 +1,14 @@
-"""The layer runner's building blocks: row groups (subset, split, merge) and the all-heads pass."""
+"""The layer runner's building blocks: embedded input windows, row groups (subset, split, merge), the all-heads pass."""
 
 import numpy as np
+import pytest
 import torch
 from conftest import make_texts
 from transformers import AutoTokenizer
 
-from skearly._utils.batching import tokenize
-from skearly.inference._layer_pass import _UNBUILT, RowGroup
+from skearly._utils.batching import sorted_batches, tokenize
+from skearly.exit_criteria import MaxProbability
+from skearly.inference._layer_pass import _UNBUILT, EMBED_WINDOW_ROWS, ExitPass, RowGroup
 from skearly.network._full_pass import all_head_logits
 from skearly.network._multi_exit import MultiExitNetwork
 
@@ -74,3 +76,49 @@ def test_all_head_logits_keeps_input_order(tiny_encoder):
             direct = network(ids, torch.ones_like(ids))
         for head in range(4):
             np.testing.assert_allclose(logits[head, row], direct[head][0].numpy(), atol=1e-5)
+
+
+def _tiny_pass(tiny_encoder, n_texts=150, batch_size=1, max_length=32, multiple=1):
+    """A tiny network's exit pass over texts of mixed lengths (some cut at ``max_length``)."""
+    texts, _ = make_texts(n_texts, seed=7)
+    rng = np.random.RandomState(7)
+    texts = [" ".join([t] * int(rng.randint(1, 5))) for t in texts]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder, local_files_only=True)
+    torch.manual_seed(0)
+    network = MultiExitNetwork.from_pretrained(tiny_encoder, exit_layers=(1, 2, 3, 4), n_classes=2).eval()
+    encoded = tokenize(tokenizer, texts, None, max_length)
+    exit_pass = ExitPass(network, MaxProbability(), 0.8, np.ones(4), len(texts), torch.device("cpu"), multiple)
+    return network, encoded, exit_pass
+
+
+@pytest.mark.parametrize("batch_size, multiple", [(1, 1), (3, 1), (5, 8), (64, 1), (100, 8)])
+def test_embedded_windows_equal_embedding_each_batch_alone(tiny_encoder, batch_size, multiple):
+    """Windows of 64+ rows give every input batch exactly the embeddings, mask and width of its own call."""
+    network, encoded, exit_pass = _tiny_pass(tiny_encoder, multiple=multiple)
+    got = list(exit_pass.embedded(encoded, batch_size))
+    want = list(sorted_batches(encoded, batch_size, multiple))
+    assert len(got) == len(want) == -(-len(encoded) // batch_size)
+    with torch.inference_mode():
+        for mine, alone in zip(got, want, strict=True):
+            np.testing.assert_array_equal(mine.rows, alone.rows)
+            np.testing.assert_array_equal(mine.lengths, encoded.lengths()[alone.rows])
+            assert mine.hidden.shape[1] == alone.input_ids.shape[1] and mine.hidden.shape[1] % multiple == 0
+            assert torch.equal(mine.mask, alone.attention_mask)
+            hidden = network.embed(alone.input_ids, alone.token_type_ids, alone.attention_mask)
+            real = alone.attention_mask.bool()
+            assert torch.equal(mine.hidden[real], hidden[real])  # bit for bit on every real token
+            assert mine.hidden.is_contiguous()
+
+
+def test_small_batches_share_one_embedding_call_per_window(tiny_encoder, monkeypatch):
+    network, encoded, exit_pass = _tiny_pass(tiny_encoder, n_texts=150)
+    calls = []
+    embed = network.embed
+    monkeypatch.setattr(network, "embed", lambda *args: calls.append(args[0].shape) or embed(*args))
+    with torch.inference_mode():
+        assert len(list(exit_pass.embedded(encoded, 1))) == 150
+    assert [shape[0] for shape in calls] == [EMBED_WINDOW_ROWS, EMBED_WINDOW_ROWS, 150 - 2 * EMBED_WINDOW_ROWS]
+    calls.clear()
+    with torch.inference_mode():
+        list(exit_pass.embedded(encoded, 100))  # batches of 100 rows: a window is one batch
+    assert [shape[0] for shape in calls] == [100, 50]
