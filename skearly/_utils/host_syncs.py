@@ -95,7 +95,8 @@ class HostSyncCounter(TorchFunctionMode):
     syncs : collections.Counter
         Would-be host syncs by phase (``"other"`` outside any named phase).
     ops : collections.Counter
-        Torch calls by phase.
+        Torch calls by phase (operators and views; attribute reads such as
+        ``tensor.shape`` are not counted).
     calls : collections.Counter
         How many times each phase was entered.
     where : collections.Counter
@@ -133,7 +134,8 @@ class HostSyncCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         phase = self._phases[-1]
-        self.ops[phase] += 1
+        if _name(func) != "__get__":  # attribute reads (``.shape``, ``.dtype``) run no operator
+            self.ops[phase] += 1
         if would_sync(func, args, kwargs):
             self.syncs[phase] += 1
             self.where[(phase, _name(func))] += 1

@@ -15,7 +15,7 @@ Device traffic is kept small, so that the host keeps feeding an accelerator
 * row lengths are known on the host from tokenization, so which rows are
   padded, how far to trim and which rows to keep are host decisions; index
   vectors go to the device without blocking (:func:`~skearly._utils.devices.to_device`);
-* each group carries its row ids and its 2-D mask on the device, and its layer
+* each group carries its 2-D mask on the device, and its layer
   context (the attention mask of the layers) is built once per group, with no
   mask at all when the host knows no row is padded;
 * input rows are embedded in windows of at least :data:`EMBED_WINDOW_ROWS` rows
@@ -23,10 +23,12 @@ Device traffic is kept small, so that the host keeps feeding an accelerator
   token, so a window gives each row the same hidden states as its own batch
   would, and at batch size 1 the per-row cost of collating and embedding is
   shared by the window;
-* the calibrated probabilities and exit layers are written into buffers on the
-  device and copied back once, at the end of the pass (:meth:`ExitPass.results`);
-  the one transfer per exit head is the boolean "leaving" vector, which the host
-  needs to know which rows go on (none after the last head).
+* the rows of a group are known on the host, so an exit is recorded by keeping
+  the leaving rows' calibrated probabilities on the device, beside their host row
+  numbers and exit layer; they are gathered and copied back once, at the end of the
+  pass (:meth:`ExitPass.results`). The one transfer per exit head is the boolean
+  "leaving" vector, which the host needs to know which rows go on (none after the
+  last head).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class EmbeddedBatch:
     lengths : ndarray of int64, shape (n,)
         Token count of each row (host copy).
     hidden : torch.Tensor of shape (n, width, hidden_size)
-        Embeddings, padded to ``width``: the longest row rounded up to the length multiple.
+        Embeddings, padded to ``width``: the longest row rounded up to the length multiple
+        (a view into its window's embeddings: the first layer reads it as it is).
     mask : torch.Tensor of shape (n, width)
         Attention mask (1 = token, 0 = padding), on the device.
     """
@@ -97,8 +100,6 @@ class RowGroup:
         Attention mask (1 = token, 0 = padding), on the device.
     state : torch.Tensor or None
         The exit criterion's per-row state.
-    row_ids : torch.Tensor of int64, shape (n,)
-        ``rows`` on the device (where the results are written).
     length_multiple : int, default=1
         Every width this group or its parts take is a multiple of it.
     origins : ndarray of int64, shape (n,), or None
@@ -114,7 +115,6 @@ class RowGroup:
     hidden: torch.Tensor
     mask: torch.Tensor
     state: torch.Tensor | None
-    row_ids: torch.Tensor
     length_multiple: int = 1
     origins: np.ndarray | None = None
     bounds: np.ndarray | None = None
@@ -157,7 +157,6 @@ class RowGroup:
             hidden=self.hidden.index_select(0, keep)[:, :width],
             mask=self.mask.index_select(0, keep)[:, :width],
             state=None if self.state is None else self.state.index_select(0, keep),
-            row_ids=self.row_ids.index_select(0, keep),
             length_multiple=self.length_multiple,
             origins=None if self.origins is None else self.origins[index],
             bounds=None if self.bounds is None else self.bounds[index],
@@ -176,7 +175,6 @@ class RowGroup:
             hidden=self.hidden[rows, :width],
             mask=self.mask[rows, :width],
             state=None if self.state is None else self.state[rows],
-            row_ids=self.row_ids[rows],
             length_multiple=self.length_multiple,
             origins=None if self.origins is None else self.origins[rows],
             bounds=None if self.bounds is None else self.bounds[rows],
@@ -190,7 +188,6 @@ class RowGroup:
             _pad(self.hidden, width),
             _pad(self.mask, width),
             self.state,
-            self.row_ids,
             self.length_multiple,
             self.origins,
             self.bounds,
@@ -210,7 +207,6 @@ class RowGroup:
             hidden=torch.cat([g.hidden for g in wide]),
             mask=torch.cat([g.mask for g in wide]),
             state=None if states[0] is None else torch.cat(states),
-            row_ids=torch.cat([g.row_ids for g in groups]),
             length_multiple=groups[0].length_multiple,
             origins=_concat_or_none([g.origins for g in groups]),
             bounds=_concat_or_none([g.bounds for g in groups]),
@@ -287,9 +283,11 @@ class ExitPass:
         # one 0-d tensor per head, made once (indexing a tensor per exit step would be one more op)
         self._inverse_t = list(to_device(1.0 / np.asarray(temperatures, dtype=np.float32), device).unbind())
         self._n_classes = int(runner.n_classes)
-        # each row's calibrated probabilities at its exit, and its exit layer (exact in float32): copied back once
-        self._proba = torch.zeros((n_rows, self._n_classes), dtype=torch.float32, device=device)
-        self._layer = torch.zeros(n_rows, dtype=torch.float32, device=device)
+        self._n_rows = n_rows
+        # the exits so far: host row numbers and exit layer, and the rows' calibrated probabilities on the device
+        self._exited_rows: list[np.ndarray] = []
+        self._exited_proba: list[torch.Tensor] = []
+        self._exit_layers = np.zeros(n_rows, dtype=np.int64)
 
     def embedded(self, encoded: Encoded, batch_size: int) -> Iterator[EmbeddedBatch]:
         """The rows of ``encoded`` in length-sorted input batches of ``batch_size`` rows, embedded.
@@ -311,7 +309,7 @@ class ExitPass:
                 part = slice(start, start + batch_size)
                 width = _round_up(int(lengths[start]), self.length_multiple)  # length-sorted: the first is longest
                 mask = batch.attention_mask[part, :width]
-                yield EmbeddedBatch(batch.rows[part], lengths[part], hidden[part, :width].contiguous(), mask)
+                yield EmbeddedBatch(batch.rows[part], lengths[part], hidden[part, :width], mask)
 
     def start(self, batch: EmbeddedBatch, origin: int = 0) -> RowGroup:
         """The group of an embedded input batch, entering layer 0.
@@ -325,11 +323,10 @@ class ExitPass:
         """
         n, width = len(batch), int(batch.hidden.shape[1])
         state = self.criterion.start(n, self.device) if self.early else None
-        row_ids = to_device(batch.rows, self.device)
         origins = np.full(n, origin, dtype=np.int64)
         bounds = np.full(n, width, dtype=np.int64)
         return RowGroup(
-            batch.rows, batch.lengths, batch.hidden, batch.mask, state, row_ids, self.length_multiple, origins, bounds
+            batch.rows, batch.lengths, batch.hidden, batch.mask, state, self.length_multiple, origins, bounds
         )
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
@@ -355,28 +352,39 @@ class ExitPass:
             logits = logits.float()
         proba = torch.softmax(logits * self._inverse_t[head], dim=1)  # as calibrated_head_proba
         if last:
-            self._record(group.row_ids, proba, head)
+            self._record(group.rows, proba, head)
             return None
         leaving, state = self.criterion.decide(proba, group.state, self.threshold)
         leaving = leaving.cpu().numpy()  # the one host transfer of an exit step
         if leaving.all():
-            self._record(group.row_ids, proba, head)
+            self._record(group.rows, proba, head)
             return None
         group.state = state
         if not leaving.any():  # nothing to record, nothing to trim
             return group
         index = to_device(np.flatnonzero(leaving), self.device)
-        self._record(group.row_ids.index_select(0, index), proba.index_select(0, index), head)
+        self._record(group.rows[leaving], proba.index_select(0, index), head)
         group = group.subset(np.flatnonzero(~leaving))
         group.trim_bounds()
         return group
 
-    def _record(self, row_ids: torch.Tensor, proba: torch.Tensor, head: int) -> None:
-        """Write the exiting rows' probabilities and exit layer into the device buffers (no host transfer)."""
-        self._proba.index_copy_(0, row_ids, proba)
-        self._layer.index_fill_(0, row_ids, float(self.exit_layers[head]))
+    def _record(self, rows: np.ndarray, proba: torch.Tensor, head: int) -> None:
+        """Keep the exiting rows' probabilities (on the device, no transfer) and write their exit layer (host)."""
+        self._exited_rows.append(rows)
+        self._exited_proba.append(proba)
+        self._exit_layers[rows] = self.exit_layers[head]
 
     def results(self) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once."""
-        results = torch.cat([self._proba, self._layer[:, None]], dim=1).cpu().numpy()
-        return results[:, : self._n_classes].astype(np.float64), results[:, self._n_classes].astype(np.int64)
+        """Calibrated probabilities at each row's exit (float64) and its 1-based exit layer, copied back once.
+
+        Raises
+        ------
+        RuntimeError
+            If some row has not exited (a scheduler that stopped early).
+        """
+        proba = np.zeros((self._n_rows, self._n_classes), dtype=np.float64)
+        if self._exited_proba:
+            proba[np.concatenate(self._exited_rows)] = torch.cat(self._exited_proba).cpu().numpy()
+        if not self._exit_layers.all():
+            raise RuntimeError(f"{int((self._exit_layers == 0).sum())} rows never reached an exit head.")
+        return proba, self._exit_layers.copy()

@@ -157,3 +157,18 @@ def test_refilling_pads_no_more_than_shrinking_at_batch_512(fitted, monkeypatch)
     area = {name: sum(rows * width for rows, width in shapes) for name, shapes in calls.items()}
     assert 1.5 < layers.mean() < fitted.n_layers_
     assert area["refilling"] <= area["shrinking"]
+
+
+#: Torch calls of the engine outside the layers, per layer call at batch size 1: an exit step's head
+#: (pooling, dense, tanh, output), temperature and softmax, rule (max, compare) and transfer of the
+#: decision (cpu, numpy) make 10, plus each row's share of its window's embedding and its own slices.
+MAX_OPS_PER_EXIT_STEP = 11
+
+
+def test_the_exit_step_issues_few_torch_calls_at_batch_1(fitted, monkeypatch):
+    """At batch 1 every torch call of the exit step is a visible cost: a regression guard on their number."""
+    counter, widths, layers = _measure(fitted, monkeypatch, ShrinkingScheduler(), 0.999, batch_size=1, multiple=1)
+    n_calls = counter.calls["layer"]
+    assert n_calls == len(widths) == int(layers.sum())
+    assert counter.ops["other"] / n_calls <= MAX_OPS_PER_EXIT_STEP, (counter.ops, n_calls)
+    assert counter.total_syncs() / n_calls <= 1.0
