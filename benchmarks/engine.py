@@ -281,8 +281,9 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
         f"- data: {len(X_train)} training texts of {data}, {args.epochs} epochs, max_length {args.max_length}, fit "
         f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test texts "
-        f"({args.b1_rows} at batch 1); median of {args.repeats} runs, each interleaved in blocks of "
-        f"{args.block_rows} texts (batch size: texts) with the configuration order rotating from block to block",
+        f"({args.b1_rows} at batch 1); median of {args.repeats} runs; in each run every configuration predicts "
+        f"every block of texts in turn, the order rotating from block to block (--block-rows {args.block_rows}: "
+        "texts per block by batch size; a block larger than the test set is one predict call per run)",
         "- efficiency = (full-depth time / time) / layer-count speed-up, by rows (depth / mean exit layer) and by "
         "tokens (sum tokens x depth / sum tokens x exit layer), per configuration",
         "- tokenize_pad_s: tokenizing and padding the input alone (inside every timed predict); "
