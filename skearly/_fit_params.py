@@ -91,9 +91,7 @@ def resolve_head_layers(head_layers: Any, n_layers: int) -> tuple[int, ...]:
     return tuple(int(v) for v in layers)
 
 
-def fit_params(
-    estimator: Any, path: str, head_layers: tuple[int, ...], device: torch.device
-) -> tuple[Any, FitParams]:
+def fit_params(estimator: Any, path: str, head_layers: tuple[int, ...], device: torch.device) -> tuple[Any, FitParams]:
     """The fit cache to use and the :class:`~skearly.training.FitParams` of one fine-tune of ``estimator``.
 
     The cache is ``estimator.memory``, or ``None`` (with a ``UserWarning``) when

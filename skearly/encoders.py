@@ -306,9 +306,7 @@ def check_encoder_folder(folder: str | os.PathLike[str]) -> None:
             f"support; supported families: {', '.join(supported)}."
         )
     if not any((folder / name).is_file() for name in _WEIGHT_FILES):
-        raise ValueError(
-            f"encoder folder {str(folder)!r} has no weights: it needs one of {', '.join(_WEIGHT_FILES)}."
-        )
+        raise ValueError(f"encoder folder {str(folder)!r} has no weights: it needs one of {', '.join(_WEIGHT_FILES)}.")
     if not any((folder / name).is_file() for name in _VOCABULARY_FILES):
         raise ValueError(
             f"encoder folder {str(folder)!r} has no tokenizer vocabulary: it needs one of "

@@ -277,7 +277,6 @@ def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
-
     check_is_fitted(estimator, "network_")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():

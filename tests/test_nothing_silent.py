@@ -79,9 +79,7 @@ def test_encoder_folder_without_weights_is_a_value_error(tiny_encoder, toy_data,
         tiny_classifier(str(folder)).fit(X, y)
 
 
-def test_unsupported_model_type_is_read_from_config_before_the_weights(
-    tiny_encoder, toy_data, tmp_path, no_training
-):
+def test_unsupported_model_type_is_read_from_config_before_the_weights(tiny_encoder, toy_data, tmp_path, no_training):
     folder = _copy_encoder(tiny_encoder, tmp_path, drop=["model.safetensors"])
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}), encoding="utf-8")

@@ -84,42 +84,54 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_
     return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
 
 
-#: Characters of a long text tokenized per kept token: a prefix of ``max_length`` times this nearly always
-#: holds every token that truncation keeps (English runs at about 4-5 characters a token).
-_PREFIX_CHARS_PER_TOKEN = 8
+#: Characters per kept token of the prefixes tried in turn before a long text is tokenized whole: English
+#: runs at about 4-5 characters a token, so the first nearly always holds every token truncation keeps,
+#: and the second catches most of the rest (long words, numbers, URLs).
+_PREFIX_CHARS_PER_TOKEN = (6, 12)
 
 
 def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, list]:
     """``tokenizer(texts, truncation=True, max_length=max_length)``, without tokenizing what truncation drops.
 
     A fast tokenizer encodes a whole text before truncating it, so a long article
-    costs its full length. A text longer than ``max_length * _PREFIX_CHARS_PER_TOKEN``
-    characters is tokenized from that prefix instead; the result is kept only when it
-    provably equals the full text's: truncation cut it (the prefix had more tokens
-    than are kept) and every kept token ends before the prefix's last run of spaces,
-    so it comes from words the cut did not touch (a plain space separates words in
-    every supported tokenizer family). Otherwise (no whitespace, very long
-    tokens) the text is tokenized whole. Slow tokenizers, which give no offsets, always
-    tokenize whole texts.
+    costs its full length. A text longer than ``max_length * c`` characters, for
+    each ``c`` of ``_PREFIX_CHARS_PER_TOKEN`` in turn, is tokenized from that prefix
+    instead; the result is kept only when it provably equals the full text's:
+    truncation cut it (the prefix had more tokens than are kept) and every kept
+    token ends before the prefix's last run of spaces, so it comes from words the
+    cut did not touch (a plain space separates words in every supported tokenizer
+    family). The texts no prefix serves (no whitespace, very long tokens) are
+    tokenized whole. Slow tokenizers, which give no offsets, always tokenize whole texts.
     """
-    limit = max_length * _PREFIX_CHARS_PER_TOKEN
-    long = [i for i, text in enumerate(texts) if len(text) > limit]
-    if not long or not getattr(tokenizer, "is_fast", False):
+    if not getattr(tokenizer, "is_fast", False):
         return dict(tokenizer(texts, truncation=True, max_length=max_length))
-    prefixes = [texts[i][:limit] for i in long]
-    cut = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    offsets = cut.pop("offset_mapping")
-    exact = [_prefix_is_exact(p, ids, o, max_length) for p, ids, o in zip(prefixes, cut["input_ids"], offsets)]
-    # the short texts and the long ones whose prefix is not provably exact are tokenized whole, in one call
-    whole_rows = sorted(set(range(len(texts))) - {i for i, ok in zip(long, exact) if ok})
-    whole = tokenizer([texts[i] for i in whole_rows], truncation=True, max_length=max_length) if whole_rows else {}
-    out: dict[str, list] = {key: [None] * len(texts) for key in cut}
-    for key in out:
-        for j, i in enumerate(whole_rows):
-            out[key][i] = whole[key][j]
-        for j, (i, ok) in enumerate(zip(long, exact)):
-            if ok:
-                out[key][i] = cut[key][j]
+    pending = list(range(len(texts)))  # rows not tokenized yet
+    served: dict[int, dict[str, list]] = {}  # row -> its tokenizer outputs
+    keys: list[str] = []
+    for chars_per_token in _PREFIX_CHARS_PER_TOKEN:
+        limit = max_length * chars_per_token
+        long = [i for i in pending if len(texts[i]) > limit]
+        if not long:
+            break
+        prefixes = [texts[i][:limit] for i in long]
+        cut = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        offsets = cut.pop("offset_mapping")
+        keys = list(cut)
+        for j, (i, prefix) in enumerate(zip(long, prefixes)):
+            if _prefix_is_exact(prefix, cut["input_ids"][j], offsets[j], max_length):
+                served[i] = {key: cut[key][j] for key in keys}
+        pending = [i for i in pending if i not in served]
+    if not served:
+        return dict(tokenizer(texts, truncation=True, max_length=max_length))
+    # the short texts and the long ones no prefix served are tokenized whole, in one call
+    whole = tokenizer([texts[i] for i in pending], truncation=True, max_length=max_length) if pending else {}
+    out: dict[str, list] = {key: [None] * len(texts) for key in keys}
+    for key in keys:
+        column = out[key]
+        for j, i in enumerate(pending):
+            column[i] = whole[key][j]
+        for i, row in served.items():
+            column[i] = row[key]
     return out
 
 

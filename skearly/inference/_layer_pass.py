@@ -276,6 +276,7 @@ class ExitPass:
         self.device = device
         self.length_multiple = length_multiple
         self.early = criterion.exits_early(threshold)
+        self._on_host = device.type == "cpu"  # decisions are read in place: no copy call
         self.exit_layers = tuple(runner.exit_layers)
         self.n_layers = int(runner.n_layers_used)
         self._head_after = {layer - 1: head for head, layer in enumerate(self.exit_layers)}
@@ -355,12 +356,13 @@ class ExitPass:
             self._record(group.rows, proba, head)
             return None
         leaving, state = self.criterion.decide(proba, group.state, self.threshold)
-        leaving = leaving.cpu().numpy()  # the one host transfer of an exit step
-        if leaving.all():
+        leaving = (leaving if self._on_host else leaving.cpu()).numpy()  # the one host transfer of an exit step
+        n_leaving = np.count_nonzero(leaving)  # one cheap host call for "all" and "any"
+        if n_leaving == len(leaving):
             self._record(group.rows, proba, head)
             return None
         group.state = state
-        if not leaving.any():  # nothing to record, nothing to trim
+        if not n_leaving:  # nothing to record, nothing to trim
             return group
         index = to_device(np.flatnonzero(leaving), self.device)
         self._record(group.rows[leaving], proba.index_select(0, index), head)

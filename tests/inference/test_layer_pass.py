@@ -119,3 +119,26 @@ def test_small_batches_share_one_embedding_call_per_window(tiny_encoder, monkeyp
     with torch.inference_mode():
         list(exit_pass.embedded(encoded, 100))  # batches of 100 rows: a window is one batch
     assert [shape[0] for shape in calls] == [100, 50]
+
+
+def test_results_refuse_rows_that_never_reached_an_exit_head(tiny_encoder):
+    """A scheduler that drops rows must not yield zero probabilities and layer 0 for them."""
+    network, encoded, exit_pass = _tiny_pass(tiny_encoder, n_texts=10)
+    with torch.inference_mode():
+        batches = list(exit_pass.embedded(encoded, 4))
+        for batch in batches[:-1]:  # the last input batch (2 rows) never runs
+            group = exit_pass.start(batch)
+            for index in range(network.n_layers_used):
+                group = exit_pass.advance(index, group)
+                if group is None:
+                    break
+    with pytest.raises(RuntimeError, match="2 rows never reached an exit head"):
+        exit_pass.results()
+    with torch.inference_mode():
+        group = exit_pass.start(batches[-1])
+        for index in range(network.n_layers_used):
+            group = exit_pass.advance(index, group)
+            if group is None:
+                break
+    proba, layers = exit_pass.results()  # every row done: the results come back
+    assert layers.min() >= 1 and np.allclose(proba.sum(axis=1), 1.0)

@@ -10,6 +10,7 @@ and the estimator must fit and predict end to end.
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -239,3 +240,53 @@ def test_a_model_type_cannot_get_a_second_adapter():
 def test_unknown_tiny_family_is_refused(tmp_path):
     with pytest.raises(ValueError, match="family must be one of"):
         make_tiny_encoder(tmp_path, family="gpt2")
+
+
+def _called(run) -> Counter:
+    """How often ``run()`` calls each Python function, by qualified name."""
+    import sys
+
+    names: Counter = Counter()
+    sys.setprofile(lambda frame, event, arg: names.update([frame.f_code.co_qualname]) if event == "call" else None)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_call_layer_at_inference_skips_the_layer_wrappers_with_the_same_result(folders, family):
+    network = _network(folders[family])
+    ids, mask, types = _batch([7, 7])
+    with torch.no_grad():
+        hidden = network.embed(ids, types, None)
+        context = network.layer_context(hidden, None)
+    checkpointing = "GradientCheckpointingLayer.__init_subclass__.<locals>.forward_with_checkpointing"
+    outputs = {}
+
+    def run(mode, key):
+        with mode():
+            outputs[key] = network.run_layer(0, hidden, context)
+
+    with_grad = _called(lambda: run(torch.enable_grad, "grad"))  # training: the module is called as usual
+    at_inference = _called(lambda: run(torch.inference_mode, "inference"))
+    assert not at_inference[checkpointing]  # (some families' layers have no such wrapper: see the BERT test below)
+    renames = [sum(n for name, n in calls.items() if "deprecate_kwarg" in name) for calls in (with_grad, at_inference)]
+    assert renames[1] <= renames[0]  # the layer's own rename wrappers skipped (its sub-modules may have theirs)
+    assert at_inference["Module._call_impl"] == with_grad["Module._call_impl"] - 1  # the layer's own module call
+    assert torch.equal(outputs["inference"], outputs["grad"].detach())
+    calls = []
+    network.adapter.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    with torch.inference_mode():
+        hooked = network.run_layer(0, hidden, context)
+    assert calls == [1] and torch.equal(hooked, outputs["grad"].detach())  # a layer with hooks keeps them
+
+
+def test_plain_forward_peels_the_wrappers_down_to_the_layers_own_forward():
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    from skearly.network.adapters._base import _plain_forward
+
+    assert BertLayer.forward.__code__.co_qualname != "BertLayer.forward"  # wrapped (else this proves nothing)
+    assert _plain_forward(BertLayer).__code__.co_qualname == "BertLayer.forward"

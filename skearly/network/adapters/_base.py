@@ -127,6 +127,44 @@ class EncoderAdapter(ABC):
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Hidden states after the 0-based layer ``index``, given the :meth:`layer_context` of this batch."""
 
+    def call_layer(self, index: int, *args: Any, **kwargs: Any) -> Any:
+        """Call layer ``index`` on ``args``; without autograd, straight into its ``forward``.
+
+        transformers wraps the ``forward`` of its layers in Python wrappers
+        (gradient checkpointing, ``deprecate_kwarg`` renames), and
+        ``nn.Module.__call__`` adds its hook machinery: a fixed cost per layer call
+        that shows at small batches, where a layer runs in a few milliseconds.
+        When autograd is off (inference) and the layer has no hooks of its own,
+        the layer's ``forward`` is called with those wrappers peeled off: without
+        autograd checkpointing does nothing, and the renames only concern
+        deprecated keyword arguments, which the adapters never pass, so the result
+        is the same. With autograd on (training) the module is called as usual.
+        """
+        layer = self.layers[index]
+        if torch.is_grad_enabled() or layer._forward_hooks or layer._forward_pre_hooks:
+            return layer(*args, **kwargs)
+        return _plain_forward(type(layer))(layer, *args, **kwargs)
+
+
+#: transformers' wrappers of a layer's ``forward`` that do nothing at inference (see ``call_layer``), by the
+#: qualified name of their code: gradient checkpointing (inactive without autograd) and deprecated-kwarg renames.
+_INFERENCE_NOOP_WRAPPERS = ("forward_with_checkpointing", "deprecate_kwarg")
+#: Each layer class's ``forward`` without those wrappers.
+_PLAIN_FORWARDS: dict[type, Callable[..., Any]] = {}
+
+
+def _plain_forward(kind: type) -> Callable[..., Any]:
+    """``kind.forward`` with its outer inference no-op wrappers removed (found once per class)."""
+    forward = _PLAIN_FORWARDS.get(kind)
+    if forward is None:
+        forward = kind.forward
+        while hasattr(forward, "__wrapped__") and any(
+            name in forward.__code__.co_qualname for name in _INFERENCE_NOOP_WRAPPERS
+        ):
+            forward = forward.__wrapped__
+        _PLAIN_FORWARDS[kind] = forward
+    return forward
+
 
 def padding_mask(config: Any, hidden: torch.Tensor, attention_mask: torch.Tensor | None, build: Callable) -> Any:
     """The 4-D mask that ``build`` (a ``transformers.masking_utils`` factory) makes for the padded rows, or ``None``.

@@ -37,7 +37,7 @@ class BertAdapter(EncoderAdapter):
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: Any) -> torch.Tensor:
         """Layer ``index`` with the attention mask ``context``."""
-        return self.layers[index](hidden, context)
+        return self.call_layer(index, hidden, context)
 
 
 register("bert", "roberta", "xlm-roberta", "electra")(BertAdapter)

@@ -57,8 +57,8 @@ class DebertaV2Adapter(EncoderAdapter):
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: DebertaV2Context) -> torch.Tensor:
         """Layer ``index`` (followed by the convolution in layer 0, if the model has one)."""
-        output, _ = self.layers[index](
-            hidden, context.mask, relative_pos=context.relative_pos, rel_embeddings=context.rel_embeddings
+        output, _ = self.call_layer(
+            index, hidden, context.mask, relative_pos=context.relative_pos, rel_embeddings=context.rel_embeddings
         )
         conv = self.encoder.encoder.conv
         if index == 0 and conv is not None:

@@ -61,7 +61,8 @@ class ModernBertAdapter(EncoderAdapter):
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: ModernBertContext) -> torch.Tensor:
         """Layer ``index`` with its attention type's mask and rotary table (then the final norm, if last)."""
-        layer = self.layers[index]
-        kind = layer.attention_type
-        hidden = layer(hidden, attention_mask=context.masks[kind], position_embeddings=context.rotary[kind])
+        kind = self.layers[index].attention_type
+        hidden = self.call_layer(
+            index, hidden, attention_mask=context.masks[kind], position_embeddings=context.rotary[kind]
+        )
         return self.encoder.final_norm(hidden) if index == self.n_layers - 1 else hidden

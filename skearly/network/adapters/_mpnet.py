@@ -43,4 +43,4 @@ class MPNetAdapter(EncoderAdapter):
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: MPNetContext) -> torch.Tensor:
         """Layer ``index`` with the mask and position bias of ``context``."""
-        return self.layers[index](hidden, context.mask, context.position_bias)[0]
+        return self.call_layer(index, hidden, context.mask, context.position_bias)[0]
