@@ -24,7 +24,11 @@ they agree row for row). Efficiency is measured speed-up over the same configura
 full depth divided by the layer-count speed-up, by rows (6 / mean exit layer) and by
 tokens (sum of tokens x 6 / sum of tokens x exit layer: long rows cost more and exit
 later). Tokenizing and padding the input (inside every timed ``predict``) is also timed
-alone (``tokenize_pad_s``). On CUDA, one pass per configuration under
+alone (``tokenize_pad_s``). What full depth spends outside its layer calls (tokenizing, embedding,
+the exit head every row needs, the engine's own work) does not shrink with the threshold, so
+instrumented passes measure its share (``outside_layers_share_full_depth``) and the efficiency
+that share allows at each threshold if the layers scaled perfectly (``efficiency_bound_tokens``).
+On CUDA, one pass per configuration under
 ``torch.cuda.set_sync_debug_mode("warn")`` counts real host syncs; everywhere,
 :class:`skearly._utils.host_syncs.HostSyncCounter` counts would-be syncs per layer call.
 
@@ -155,6 +159,48 @@ def host_syncs(engine: InferenceEngine, X, threshold: float) -> tuple[float, flo
     return counter.total_syncs() / max(counter.calls["layer"], 1), real
 
 
+def layer_seconds(engine: InferenceEngine, X, threshold: float) -> tuple[float, float]:
+    """One predict's wall-clock seconds and the part spent inside layer calls (host clock around each call).
+
+    On CUDA the device is synchronized around every layer call, so the split is a
+    diagnosis, not a timing of the real (asynchronous) run.
+    """
+    runner = engine.runner
+    run_layer = runner.run_layer
+    inside = [0.0]
+    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
+
+    def clocked(index, hidden, context):
+        sync()
+        begin = time.perf_counter()
+        out = run_layer(index, hidden, context)
+        sync()
+        inside[0] += time.perf_counter() - begin
+        return out
+
+    runner.run_layer = clocked
+    try:
+        begin = time.perf_counter()
+        engine.predict(X, None, MaxProbability(), threshold)
+        sync()
+        total = time.perf_counter() - begin
+    finally:
+        del runner.run_layer
+    return total, inside[0]
+
+
+def efficiency_bound(total_s: float, layer_s: float, layer_speedup: float) -> float:
+    """The efficiency a run reaches if its layer time shrinks by ``layer_speedup`` and nothing else changes.
+
+    ``total_s`` and ``layer_s`` are full depth's time and its time inside layer calls:
+    what lies outside the layers (tokenizing, embedding, the exit head every row
+    needs, the engine's own work) is paid whatever the threshold, which caps the
+    measured speed-up below the layer-count one.
+    """
+    outside = total_s - layer_s
+    return total_s / (outside + layer_s / layer_speedup) / layer_speedup
+
+
 def main(argv=None, **defaults) -> pd.DataFrame:
     args = parse_args(argv, **defaults)
     device = resolve_device(args.device)
@@ -245,6 +291,9 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         )
         for name in engines(device):
             full_s = float(np.median(seconds[(name, 1.0)])) if 1.0 in thresholds else float("nan")
+            # full depth's time inside and outside the layers, medians of interleaved instrumented passes
+            splits = [layer_seconds(engine(name, batch_size), X, 1.0) for _ in range(args.repeats)]
+            full_total, full_layers = (float(np.median(column)) for column in zip(*splits))
             for threshold in thresholds:
                 s = float(np.median(seconds[(name, threshold)]))
                 accuracy, layers = quality[(name, threshold)]
@@ -267,6 +316,8 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "cost_vs_full_depth": 1.0 / measured,
                         "efficiency_rows": measured / by_rows,
                         "efficiency_tokens": measured / by_tokens,
+                        "outside_layers_share_full_depth": 1.0 - full_layers / full_total,
+                        "efficiency_bound_tokens": efficiency_bound(full_total, full_layers, by_tokens),
                         "speedup_vs_plain_hf": plain_s / s,
                         "tokenize_pad_s": pad.seconds,
                         "syncs_per_layer_call": syncs,
@@ -286,6 +337,10 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         "texts per block by batch size; a block larger than the test set is one predict call per run)",
         "- efficiency = (full-depth time / time) / layer-count speed-up, by rows (depth / mean exit layer) and by "
         "tokens (sum tokens x depth / sum tokens x exit layer), per configuration",
+        "- outside_layers_share_full_depth: share of full depth's time spent outside layer calls (tokenizing, "
+        "embedding, the exit head every row needs, the engine's own work; median of --repeats instrumented passes); "
+        "efficiency_bound_tokens: the efficiency by tokens if the layer time shrank by the layer-count speed-up and "
+        "that outside time stayed as it is: full / (outside + layers / layer_speedup_tokens) / layer_speedup_tokens",
         "- tokenize_pad_s: tokenizing and padding the input alone (inside every timed predict); "
         "syncs_per_layer_call: would-be host syncs (HostSyncCounter); cuda_syncs_per_layer_call: "
         "set_sync_debug_mode warnings (CUDA only)",

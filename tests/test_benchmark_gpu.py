@@ -102,9 +102,23 @@ def test_gpu_script_runs_on_a_bare_machine(tmp_path, tiny_encoder):
     assert set(engines["config"]) == {"shrinking", "refilling"}  # "old engine" differs only on CUDA
     assert engines["mean_exit_layer"].notna().all() and engines["efficiency_tokens"].notna().all()
     assert (table["tokenize_pad_s"] > 0).all()
+    assert engines["outside_layers_share_full_depth"].between(0, 1).all()
+    assert engines["efficiency_bound_tokens"].between(0, 1.5).all()
     assert (out / "gpu.csv").read_text().startswith('"batch","config"')  # quoted CSV
 
     modules = json.loads(done.stdout.split("MODULES ", 1)[1].splitlines()[0])
     packages = metadata.packages_distributions()
     imported = {dist.lower().replace("_", "-") for m in modules if m in packages for dist in packages[m]}
     assert imported and imported <= allowed | {"skearly"}, imported - allowed
+
+
+def test_efficiency_bound_is_one_without_outside_time_and_falls_with_it():
+    sys.path.insert(0, str(REPOSITORY / "benchmarks"))
+    try:
+        from engine import efficiency_bound
+    finally:
+        sys.path.remove(str(REPOSITORY / "benchmarks"))
+    assert efficiency_bound(6.0, 6.0, 5.0) == pytest.approx(1.0)  # all time in layers: the layer speed-up is reachable
+    # 1 s outside 6 s of layers, layers 5x faster: 7 / (1 + 1.2) = 3.18x measured, 0.636 of 5x
+    assert efficiency_bound(7.0, 6.0, 5.0) == pytest.approx(7.0 / 2.2 / 5.0)
+    assert efficiency_bound(7.0, 6.0, 1.0) == pytest.approx(1.0)  # no exits: nothing to lose

@@ -283,7 +283,9 @@ class OnnxLayerRunner:
                 )
                 for index in range(self.n_layers_used)
             ]
-        source.encoder.encoder.layer = nn.ModuleList()  # only the sessions run the layers now: free the copies
+        # only the sessions run the layers now: free the copies (the adapter holds them too)
+        source.encoder.encoder.layer = nn.ModuleList()
+        source.adapter.release_layers()
 
     def embed(
         self,

@@ -290,3 +290,17 @@ def test_plain_forward_peels_the_wrappers_down_to_the_layers_own_forward():
 
     assert BertLayer.forward.__code__.co_qualname != "BertLayer.forward"  # wrapped (else this proves nothing)
     assert _plain_forward(BertLayer).__code__.co_qualname == "BertLayer.forward"
+
+
+def test_released_layers_are_no_longer_held(folders):
+    import gc
+    import weakref
+
+    network = _network(folders["bert"])
+    adapter = network.adapter
+    assert adapter.layers and adapter.layers == list(network.encoder.encoder.layer)  # found once, at creation
+    first = weakref.ref(adapter.layers[0])
+    network.encoder.encoder.layer = nn.ModuleList()
+    adapter.release_layers()
+    gc.collect()
+    assert adapter.layers == [] and first() is None  # nothing keeps the old layers alive

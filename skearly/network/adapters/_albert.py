@@ -20,8 +20,7 @@ class AlbertAdapter(BertAdapter):
 
     family = "ALBERT"
 
-    @property
-    def layers(self) -> list[nn.Module]:
+    def _find_layers(self) -> list[nn.Module]:
         """The layer group run at each of the ``num_hidden_layers`` layers (groups repeat)."""
         groups = getattr(getattr(self.encoder, "encoder", None), "albert_layer_groups", None)
         if not groups:

@@ -55,14 +55,29 @@ class EncoderAdapter(ABC):
     def __init__(self, encoder: nn.Module) -> None:
         self.encoder = encoder
         self.config = encoder.config
-        layers = self.layers
+        layers = tuple(self._find_layers())
         if not layers or not all(isinstance(layer, nn.Module) for layer in layers):
             raise ValueError(f"{type(encoder).__name__} has no transformer layers where a {self.family} has them.")
+        self._layers = layers  # found once: every layer call looks its layer up here
 
     # -- structure ---------------------------------------------------------------------
     @property
     def layers(self) -> list[nn.Module]:
-        """The module run as layer ``i`` (0-based), for every layer: the modules at :attr:`layer_path`."""
+        """The module run as layer ``i`` (0-based), for every layer: the modules at :attr:`layer_path`.
+
+        Read from the encoder once, when the adapter is made.
+        """
+        return list(self._layers)
+
+    def release_layers(self) -> None:
+        """Forget the encoder's layers (once they run elsewhere), so that their weights can be freed.
+
+        The adapter can no longer run layers afterwards.
+        """
+        self._layers = ()
+
+    def _find_layers(self) -> list[nn.Module]:
+        """The modules at :attr:`layer_path` (empty if there are none); a family with another layout overrides it."""
         module = self.encoder
         for name in self.layer_path:
             module = getattr(module, name, None)
@@ -71,7 +86,7 @@ class EncoderAdapter(ABC):
     @property
     def n_layers(self) -> int:
         """Number of transformer layers of the encoder."""
-        return len(self.layers)
+        return len(self._layers)
 
     @property
     def projection(self) -> nn.Module | None:
@@ -140,7 +155,7 @@ class EncoderAdapter(ABC):
         deprecated keyword arguments, which the adapters never pass, so the result
         is the same. With autograd on (training) the module is called as usual.
         """
-        layer = self.layers[index]
+        layer = self._layers[index]
         if torch.is_grad_enabled() or layer._forward_hooks or layer._forward_pre_hooks:
             return layer(*args, **kwargs)
         return _plain_forward(type(layer))(layer, *args, **kwargs)

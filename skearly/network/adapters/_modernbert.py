@@ -61,7 +61,7 @@ class ModernBertAdapter(EncoderAdapter):
 
     def run_layer(self, index: int, hidden: torch.Tensor, context: ModernBertContext) -> torch.Tensor:
         """Layer ``index`` with its attention type's mask and rotary table (then the final norm, if last)."""
-        kind = self.layers[index].attention_type
+        kind = self._layers[index].attention_type
         hidden = self.call_layer(
             index, hidden, attention_mask=context.masks[kind], position_embeddings=context.rotary[kind]
         )
