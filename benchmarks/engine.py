@@ -16,8 +16,10 @@ Timing is interleaved: every configuration predicts the test texts in turn, in a
 that rotates from run to run, and the reported time is the median of ``--repeats`` runs.
 ``--block-rows`` can cut the texts into blocks that are interleaved the same way (a
 configuration's time is then the sum over its blocks), at the price of one ``predict`` call
-per block. ``cost_vs_full_depth`` is a
-configuration's time over its full depth's time.
+per block. Speed-ups (over full depth, over the plain HF forward) are paired: the ratio of the two
+configurations' times within each run, then the median over runs, so that a machine whose speed
+drifts from run to run moves both sides of each ratio alike; ``texts_per_s`` is the median time.
+``cost_vs_full_depth`` is the inverse of the speed-up over the configuration's full depth.
 
 Every engine row records its own accuracy and exit layers (the engine tests check that
 they agree row for row). Efficiency is measured speed-up over the same configuration's
@@ -77,7 +79,7 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument("--thresholds", default="1.0,0.9,0.8,0.7")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--block-rows", default="*:100000", help="texts per interleaved timing block, by batch size ('*': others)"
+        "--block-rows", default="1:20,*:128", help="texts per interleaved timing block, by batch size ('*': others)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: the packaged MiniLM-L6)")
@@ -189,6 +191,11 @@ def layer_seconds(engine: InferenceEngine, X, threshold: float) -> tuple[float, 
     return total, inside[0]
 
 
+def paired_speedup(baseline: list[float], other: list[float]) -> float:
+    """Median over runs of ``baseline / other``, each ratio taken within one run (the two timed side by side)."""
+    return float(np.median(np.asarray(baseline) / np.asarray(other)))
+
+
 def efficiency_bound(total_s: float, layer_s: float, layer_speedup: float) -> float:
     """The efficiency a run reaches if its layer time shrinks by ``layer_speedup`` and nothing else changes.
 
@@ -290,7 +297,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             }
         )
         for name in engines(device):
-            full_s = float(np.median(seconds[(name, 1.0)])) if 1.0 in thresholds else float("nan")
+            full = seconds.get((name, 1.0))
             # full depth's time inside and outside the layers, medians of interleaved instrumented passes
             splits = [layer_seconds(engine(name, batch_size), X, 1.0) for _ in range(args.repeats)]
             full_total, full_layers = (float(np.median(column)) for column in zip(*splits))
@@ -299,7 +306,9 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 accuracy, layers = quality[(name, threshold)]
                 by_rows = depth / layers.mean()
                 by_tokens = float(tokens.sum() * depth / (tokens * layers).sum())
-                measured = full_s / s
+                # ratios paired within each run (same blocks, interleaved), then the median over runs: a
+                # machine whose speed drifts between runs moves both sides of a ratio alike
+                measured = paired_speedup(full, seconds[(name, threshold)]) if full else float("nan")
                 syncs, cuda_syncs = host_syncs(engine(name, batch_size), X, threshold) if batch_size > 1 else (0, 0)
                 rows.append(
                     {
@@ -318,7 +327,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "efficiency_tokens": measured / by_tokens,
                         "outside_layers_share_full_depth": 1.0 - full_layers / full_total,
                         "efficiency_bound_tokens": efficiency_bound(full_total, full_layers, by_tokens),
-                        "speedup_vs_plain_hf": plain_s / s,
+                        "speedup_vs_plain_hf": paired_speedup(seconds[("plain HF", None)], seconds[(name, threshold)]),
                         "tokenize_pad_s": pad.seconds,
                         "syncs_per_layer_call": syncs,
                         "cuda_syncs_per_layer_call": cuda_syncs,
@@ -335,6 +344,8 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         f"({args.b1_rows} at batch 1); median of {args.repeats} runs; in each run every configuration predicts "
         f"every block of texts in turn, the order rotating from block to block (--block-rows {args.block_rows}: "
         "texts per block by batch size; a block larger than the test set is one predict call per run)",
+        "- speed-ups (vs full depth, vs plain HF) are paired: the two times' ratio within each run, median over "
+        "runs; texts_per_s: median time",
         "- efficiency = (full-depth time / time) / layer-count speed-up, by rows (depth / mean exit layer) and by "
         "tokens (sum tokens x depth / sum tokens x exit layer), per configuration",
         "- outside_layers_share_full_depth: share of full depth's time spent outside layer calls (tokenizing, "
