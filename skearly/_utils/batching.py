@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -80,8 +81,61 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None, max_
         if second is None:
             out = _tokenize_single(tokenizer, list(first), max_length)
         else:
-            out = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
+            out = _encode(tokenizer, list(first), max_length, pairs=list(second))
     return Encoded(out["input_ids"], out.get("token_type_ids"), tokenizer.pad_token_id or 0)
+
+
+#: Per fast tokenizer, per ``max_length``: a copy of its backend set to truncate there and never pad.
+_TRUNCATING_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _truncating_backend(tokenizer, max_length: int) -> Any:
+    """A ``tokenizers.Tokenizer`` copy of a fast tokenizer's backend, truncating as ``tokenizer(...)`` would.
+
+    Made once per tokenizer and ``max_length`` and never changed afterwards (the
+    tokenizer's own backend is reconfigured by every call). ``None`` for a slow tokenizer.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    per_length = _TRUNCATING_BACKENDS.setdefault(tokenizer, {})
+    backend = per_length.get(max_length)
+    if backend is None:
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_padding()
+        backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+        backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+        per_length[max_length] = backend
+    return backend
+
+
+def _encode(
+    tokenizer, texts: list[str], max_length: int, pairs: list[str] | None = None, offsets: bool = False
+) -> dict[str, list]:
+    """What ``tokenizer(texts[, pairs], truncation=..., max_length=max_length)`` returns that skearly uses.
+
+    The ids, the token types where the tokenizer returns them, and the character
+    offsets if asked. A fast tokenizer's backend is called directly (a truncating
+    copy of it), which skips the Python work of ``tokenizer(...)`` (building
+    attention masks and a ``BatchEncoding``): a fixed cost per call that shows when
+    ``predict`` is called on a few texts at a time. Slow tokenizers are called as usual.
+    """
+    backend = _truncating_backend(tokenizer, max_length)
+    if backend is None:
+        extra = {"return_offsets_mapping": True} if offsets else {}
+        if pairs is None:
+            return dict(tokenizer(texts, truncation=True, max_length=max_length, **extra))
+        return dict(tokenizer(texts, pairs, truncation="longest_first", max_length=max_length, **extra))
+    inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+    encode = backend.encode_batch if offsets else getattr(backend, "encode_batch_fast", backend.encode_batch)
+    encodings = encode(inputs)
+    out = {"input_ids": [encoding.ids for encoding in encodings]}
+    if "token_type_ids" in tokenizer.model_input_names:
+        out["token_type_ids"] = [encoding.type_ids for encoding in encodings]
+    if offsets:
+        out["offset_mapping"] = [encoding.offsets for encoding in encodings]
+    return out
 
 
 #: Characters per kept token of the prefixes tried in turn before a long text is tokenized whole: English
@@ -104,7 +158,7 @@ def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, 
     tokenized whole. Slow tokenizers, which give no offsets, always tokenize whole texts.
     """
     if not getattr(tokenizer, "is_fast", False):
-        return dict(tokenizer(texts, truncation=True, max_length=max_length))
+        return _encode(tokenizer, texts, max_length)
     pending = list(range(len(texts)))  # rows not tokenized yet
     served: dict[int, dict[str, list]] = {}  # row -> its tokenizer outputs
     keys: list[str] = []
@@ -114,7 +168,7 @@ def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, 
         if not long:
             break
         prefixes = [texts[i][:limit] for i in long]
-        cut = tokenizer(prefixes, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        cut = _encode(tokenizer, prefixes, max_length, offsets=True)
         offsets = cut.pop("offset_mapping")
         keys = list(cut)
         for j, (i, prefix) in enumerate(zip(long, prefixes)):
@@ -122,9 +176,9 @@ def _tokenize_single(tokenizer, texts: list[str], max_length: int) -> dict[str, 
                 served[i] = {key: cut[key][j] for key in keys}
         pending = [i for i in pending if i not in served]
     if not served:
-        return dict(tokenizer(texts, truncation=True, max_length=max_length))
+        return _encode(tokenizer, texts, max_length)
     # the short texts and the long ones no prefix served are tokenized whole, in one call
-    whole = tokenizer([texts[i] for i in pending], truncation=True, max_length=max_length) if pending else {}
+    whole = _encode(tokenizer, [texts[i] for i in pending], max_length) if pending else {}
     out: dict[str, list] = {key: [None] * len(texts) for key in keys}
     for key in keys:
         column = out[key]

@@ -15,11 +15,15 @@ Where the CPU cannot tell host from device memory it follows the code's intent:
 ``torch.as_tensor(data, device=...)`` of host data counts (a pageable copy),
 ``tensor.to(device, non_blocking=True)`` does not (pinned on CUDA by
 :func:`skearly._utils.devices.to_device`), and a plain ``tensor.to(device)``
-counts only between two device types.
+counts only between two device types. ``tensor.numpy()`` reads the values on the
+host: it counts, unless the tensor was just copied to the host by ``.cpu()``
+(counted there), so that code reading a CPU tensor in place (no ``.cpu()`` call
+on a CPU device) is charged the same one sync as ``.cpu().numpy()``.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,6 +124,7 @@ class HostSyncCounter(TorchFunctionMode):
         self.calls: Counter[str] = Counter()
         self.where: Counter[tuple[str, str]] = Counter()
         self._phases: list[str] = ["other"]
+        self._on_host: set[int] = set()  # ids of the live outputs of ``.cpu()`` (tensors compare by value)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -134,12 +139,17 @@ class HostSyncCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         phase = self._phases[-1]
-        if _name(func) != "__get__":  # attribute reads (``.shape``, ``.dtype``) run no operator
+        name = _name(func)
+        if name != "__get__":  # attribute reads (``.shape``, ``.dtype``) run no operator
             self.ops[phase] += 1
-        if would_sync(func, args, kwargs):
+        if would_sync(func, args, kwargs) or (name == "numpy" and args and id(args[0]) not in self._on_host):
             self.syncs[phase] += 1
-            self.where[(phase, _name(func))] += 1
-        return func(*args, **kwargs)
+            self.where[(phase, name)] += 1
+        out = func(*args, **kwargs)
+        if name == "cpu" and isinstance(out, torch.Tensor):
+            self._on_host.add(id(out))  # its ``.numpy()`` is no second sync
+            weakref.finalize(out, self._on_host.discard, id(out))
+        return out
 
     def total_syncs(self) -> int:
         """Would-be host syncs over every phase."""

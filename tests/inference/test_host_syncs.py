@@ -34,6 +34,10 @@ def test_counter_counts_what_would_block_the_host():
             t[np.array([0, 1])]  # host index copied to the device
             torch.as_tensor(np.arange(3), device=t.device)  # pageable host-to-device copy
             torch.nonzero(t)
+        with counter.phase("read in place"):
+            (t > 2).numpy()  # a CPU tensor's values read on the host: what .cpu() would have synced
+        with counter.phase("copied, then read"):
+            (t > 2).cpu().numpy()  # one sync, at the copy
         with counter.phase("async"):
             t.index_select(0, torch.arange(2))
             torch.from_numpy(np.arange(3)).to(t.device, non_blocking=True)
@@ -41,6 +45,7 @@ def test_counter_counts_what_would_block_the_host():
             t[:3]
             t.to(torch.float64)
     assert counter.syncs["sync"] == 8
+    assert counter.syncs["read in place"] == 1 and counter.syncs["copied, then read"] == 1, counter.where
     assert counter.syncs["async"] == 0
     assert counter.ops["async"] >= 5 and counter.calls["sync"] == 1
     assert would_sync(torch.Tensor.to, (t, "meta"), {})  # across device types
@@ -113,6 +118,8 @@ def test_at_most_one_host_sync_per_layer_call(fitted, monkeypatch, scheduler, cr
     assert counter.syncs["layer"] == 0, counter.where
     assert counter.syncs["mask"] == 0, counter.where
     assert counter.total_syncs() / n_calls <= 1.0, (counter.total_syncs(), n_calls, counter.where)
+    if threshold < 1:  # the exit decisions are read on the host: the counter must see those reads
+        assert counter.total_syncs() >= 0.5 * n_calls, (counter.total_syncs(), n_calls, counter.where)
 
 
 @pytest.mark.parametrize("scheduler", [RefillingScheduler(), ShrinkingScheduler()], ids=lambda s: s.name)
