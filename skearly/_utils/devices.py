@@ -7,7 +7,15 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "autocast", "training_precision", "training_autocast", "cpu_has_native_bf16", "to_device"]
+__all__ = [
+    "resolve_device",
+    "autocast",
+    "training_precision",
+    "training_autocast",
+    "cpu_has_native_bf16",
+    "to_device",
+    "to_host",
+]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -108,3 +116,8 @@ def to_device(data: np.ndarray | torch.Tensor, device: torch.device) -> torch.Te
     if device.type == "cuda":
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
+
+
+def to_host(tensor: torch.Tensor) -> np.ndarray:
+    """``tensor``'s values as a numpy array: read in place on a CPU, copied back (one host sync) elsewhere."""
+    return (tensor if tensor.device.type == "cpu" else tensor.cpu()).numpy()

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from skearly._utils.batching import Encoded, sorted_batches
-from skearly._utils.devices import to_device
+from skearly._utils.devices import to_device, to_host
 from skearly.exit_criteria import ExitCriterion
 
 __all__ = ["RowGroup", "ExitPass", "EmbeddedBatch", "EMBED_WINDOW_ROWS"]
@@ -276,7 +276,6 @@ class ExitPass:
         self.device = device
         self.length_multiple = length_multiple
         self.early = criterion.exits_early(threshold)
-        self._on_host = device.type == "cpu"  # decisions are read in place: no copy call
         self.exit_layers = tuple(runner.exit_layers)
         self.n_layers = int(runner.n_layers_used)
         self._head_after = {layer - 1: head for head, layer in enumerate(self.exit_layers)}
@@ -356,7 +355,7 @@ class ExitPass:
             self._record(group.rows, proba, head)
             return None
         leaving, state = self.criterion.decide(proba, group.state, self.threshold)
-        leaving = (leaving if self._on_host else leaving.cpu()).numpy()  # the one host transfer of an exit step
+        leaving = to_host(leaving)  # the one host transfer of an exit step
         n_leaving = np.count_nonzero(leaving)  # one cheap host call for "all" and "any"
         if n_leaving == len(leaving):
             self._record(group.rows, proba, head)
@@ -386,7 +385,7 @@ class ExitPass:
         """
         proba = np.zeros((self._n_rows, self._n_classes), dtype=np.float64)
         if self._exited_proba:
-            proba[np.concatenate(self._exited_rows)] = torch.cat(self._exited_proba).cpu().numpy()
+            proba[np.concatenate(self._exited_rows)] = to_host(torch.cat(self._exited_proba))
         if not self._exit_layers.all():
             raise RuntimeError(f"{int((self._exit_layers == 0).sum())} rows never reached an exit head.")
         return proba, self._exit_layers.copy()

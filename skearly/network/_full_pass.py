@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from skearly._utils.batching import Encoded, sorted_batches
+from skearly._utils.devices import to_host
 
 __all__ = ["all_head_logits"]
 
@@ -50,5 +51,5 @@ def all_head_logits(runner: Any, encoded: Encoded, batch_size: int, device: torc
             head = head_after.get(index)
             if head is not None:
                 logits.append(runner.exit_logits(head, hidden, mask).float())
-        out[:, batch.rows] = torch.stack(logits).cpu().numpy()  # one copy back per batch
+        out[:, batch.rows] = to_host(torch.stack(logits))  # one copy back per batch
     return out
