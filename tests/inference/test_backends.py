@@ -1,4 +1,4 @@
-"""Inference backends: fast layer runners (int8, ONNX Runtime) agree with fp32 and never change the fit."""
+"""Inference backends: fast layer runners (bf16, int8, ONNX Runtime) agree with fp32 and never change the fit."""
 
 import copy
 import pickle
@@ -8,9 +8,18 @@ import pytest
 import torch
 
 from skearly import EarlyExitTextClassifier
-from skearly.inference._backends import BACKENDS, CachedBackend, Int8Backend, OnnxLayerRunner, resolve_backend
+from skearly.encoders import tiny_families
+from skearly.inference._backends import (
+    BACKENDS,
+    Bf16Backend,
+    CachedBackend,
+    Int8Backend,
+    OnnxLayerRunner,
+    resolve_backend,
+)
 
-FAST = ["int8", "onnx", "onnx-int8"]
+FAST = ["bf16", "int8", "onnx", "onnx-int8"]
+CPU_ONLY = ["int8", "onnx", "onnx-int8"]
 
 
 def _needs(backend):
@@ -27,6 +36,7 @@ def clf(fitted):
 def test_fast_backends_are_registered():
     assert {"torch", *FAST} <= set(BACKENDS.names())
     assert resolve_backend("int8") == Int8Backend()
+    assert resolve_backend("bf16") == Bf16Backend()
 
 
 @pytest.mark.parametrize("backend", FAST)
@@ -36,7 +46,7 @@ def test_fast_backend_predicts_like_fp32(clf, toy_data, backend):
     reference = clf.predict_proba(X_test)
     weights = {k: v.clone() for k, v in clf.network_.state_dict().items()}
     proba = clf.set_params(backend=backend).predict_proba(X_test)
-    tolerance = 1e-4 if backend == "onnx" else 0.1  # int8: quantization error
+    tolerance = 1e-4 if backend == "onnx" else 0.1  # int8: quantization error; bf16: 8-bit mantissa
     np.testing.assert_allclose(proba, reference, atol=tolerance)
     assert np.mean(proba.argmax(1) == reference.argmax(1)) >= 0.95
     assert clf.score(X_test, y_test) >= 0.9
@@ -91,7 +101,7 @@ def test_saved_and_pickled_models_keep_fp32_weights(clf, toy_data, tmp_path):
     np.testing.assert_allclose(unpickled.predict_proba(X_test), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("backend", CPU_ONLY)
 def test_cpu_only_backends_refuse_cuda(fitted, backend):
     with pytest.raises(ValueError, match="CPU only"):
         resolve_backend(backend).prepare(fitted.network_, torch.device("cuda"))
@@ -257,3 +267,86 @@ def test_calibration_pass_runs_once_per_backend_and_weights(clf, toy_data, monke
         clf.network_.heads[0].out.bias.add_(torch.tensor([1.0, 0.0]))
     clf.predict(X_test)
     assert len(passes) == 2
+
+
+# ---------------------------------------------------------------- bf16 end to end
+def test_bf16_carries_bfloat16_from_the_embeddings_to_the_heads(clf, toy_data):
+    _, _, X_test, _ = toy_data
+    runner = resolve_backend("bf16").prepare(clf.network_, CPU)
+    assert all(p.dtype == torch.bfloat16 for p in runner.parameters())
+    assert all(p.dtype == torch.float32 for p in clf.network_.parameters())  # the fit is untouched
+    seen = []
+    run_layer, exit_logits = runner.run_layer, runner.exit_logits
+
+    def watched_layer(index, hidden, context):
+        out = run_layer(index, hidden, context)
+        seen.append((hidden.dtype, out.dtype))
+        return out
+
+    def watched_head(head, hidden, mask):
+        out = exit_logits(head, hidden, mask)
+        seen.append((hidden.dtype, out.dtype))
+        return out
+
+    runner.run_layer, runner.exit_logits = watched_layer, watched_head
+    try:
+        proba = clf.set_params(backend="bf16", threshold=0.8).predict_proba(X_test)
+    finally:
+        del runner.run_layer, runner.exit_logits
+    assert seen and set(seen) == {(torch.bfloat16, torch.bfloat16)}  # no float32 between layers
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+
+
+def test_bf16_schedulers_and_exit_curve_agree_with_predict(clf, toy_data):
+    from skearly import MaxProbability
+    from skearly.inference import simulate_exits
+
+    _, _, X_test, y_test = toy_data
+    clf.set_params(backend="bf16", predict_batch_size=16)
+    head_proba = clf._engine().head_proba(X_test, None)
+    for threshold in (0.99, 0.9, 0.8, 0.6):
+        clf.set_params(threshold=threshold)
+        by_scheduler = {}
+        for scheduler in ("shrinking", "refilling"):
+            clf.set_params(scheduler=scheduler)
+            by_scheduler[scheduler] = (clf.predict_proba(X_test), clf.exit_layers_.copy())
+        (p1, l1), (p2, l2) = by_scheduler.values()
+        np.testing.assert_array_equal(l1, l2)
+        np.testing.assert_allclose(p1, p2, atol=1e-2)  # bf16 rounding of regrouped rows
+        replayed = np.asarray(clf.head_layers_)[simulate_exits(MaxProbability(), head_proba, threshold)]
+        # a row whose confidence lies within bf16 rounding of the threshold may exit one head apart
+        assert np.mean(replayed == l1) >= 0.98
+        curve = clf.exit_curve(X_test, y_test, thresholds=[threshold])
+        assert curve["mean_exit_layer"].iloc[0] == pytest.approx(l1.mean(), abs=0.1)
+
+
+def test_bf16_warns_on_a_cpu_without_native_bfloat16(fitted, monkeypatch):
+    import skearly.inference._backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulated"):
+        runner = resolve_backend("bf16").prepare(fitted.network_, CPU)
+    assert next(runner.parameters()).dtype == torch.bfloat16
+
+
+def test_bf16_refuses_a_gpu_without_bfloat16(fitted, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(ValueError, match="bfloat16 support"):
+        resolve_backend("bf16").prepare(fitted.network_, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("family", tiny_families())
+def test_bf16_runs_every_family(tmp_path, family):
+    from conftest import make_texts, tiny_classifier
+
+    from skearly.encoders import make_tiny_encoder
+
+    folder = make_tiny_encoder(tmp_path / family, family=family)
+    X, y = make_texts(80, seed=2)
+    clf = tiny_classifier(str(folder), epochs=1, calibration_size=0.5).fit(X, y)
+    expected = clf.set_params(threshold=1.0).predict_proba(X)
+    proba = clf.set_params(backend="bf16").predict_proba(X)
+    np.testing.assert_allclose(proba, expected, atol=0.05)  # bf16 rounding only
+    clf.set_params(threshold=0.7).predict(X)
+    assert clf.exit_layers_.min() >= 1
