@@ -63,7 +63,13 @@ from skearly._utils.devices import resolve_device
 from skearly._utils.host_syncs import HostSyncCounter
 from skearly.datasets import load_bbc_news, load_tweet_sentiment
 from skearly.encoders import default_encoder_path
-from skearly.inference import InferenceEngine, RefillingScheduler, ShrinkingScheduler, resolve_backend
+from skearly.inference import (
+    InferenceEngine,
+    RefillingScheduler,
+    ShrinkingScheduler,
+    resolve_backend,
+    simulate_exits,
+)
 
 ENGINES = {
     "old engine": dict(scheduler=ShrinkingScheduler(), choose_attention_kernels=False),
@@ -264,10 +270,15 @@ def main(argv=None, **defaults) -> pd.DataFrame:
             len(X),
         )
         quality = {}
+        replayed = {}
         for name in engines(device):
+            # every head's probabilities from one pass, as exit_curve and score replay thresholds on them
+            head_proba = engine(name, batch_size).head_proba(X, None)
             for threshold in thresholds:
                 proba, layers = engine(name, batch_size).predict(X, None, MaxProbability(), threshold)
                 quality[(name, threshold)] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), layers)
+                replay = np.asarray(clf.head_layers_)[simulate_exits(MaxProbability(), head_proba, threshold)]
+                replayed[(name, threshold)] = int(np.count_nonzero(replay != layers))
         configs = [("plain HF", None)] + [(name, t) for name in engines(device) for t in thresholds]
         seconds: dict[tuple, list[float]] = {c: [] for c in configs}
 
@@ -339,6 +350,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "efficiency_bound_tokens": efficiency_bound(full_total, full_layers, by_tokens),
                         "speedup_vs_plain_hf": paired_speedup(seconds[("plain HF", None)], seconds[(name, threshold)]),
                         "tokenize_pad_s": pad.seconds,
+                        "exit_layers_unlike_replay": replayed[(name, threshold)],
                         "syncs_per_layer_call": syncs,
                         "cuda_syncs_per_layer_call": cuda_syncs,
                     }
@@ -365,7 +377,8 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         "that outside time stayed as it is: full / (outside + layers / layer_speedup_tokens) / layer_speedup_tokens",
         "- tokenize_pad_s: tokenizing and padding the input alone (inside every timed predict); "
         "syncs_per_layer_call: would-be host syncs (HostSyncCounter); cuda_syncs_per_layer_call: "
-        "set_sync_debug_mode warnings (CUDA only)",
+        "set_sync_debug_mode warnings (CUDA only); exit_layers_unlike_replay: rows whose exit layer differs from the "
+        "one replayed on every head's probabilities of one full pass (what exit_curve and score do)",
         "",
         markdown_table(table),
     ]

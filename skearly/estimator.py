@@ -131,8 +131,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
     backend : str or InferenceBackend, default="torch"
         How the layers are run at predict time (see :mod:`skearly.inference`);
         ``"torch"`` runs the fitted network as it is. Predict-time only: the fitted
-        fp32 weights are never changed. The fast backends (``"int8"``, ``"onnx"``,
-        ``"onnx-int8"``) predict with temperatures refitted on their own logits of
+        fp32 weights are never changed. ``"bf16"`` runs a bfloat16 copy end to end
+        (a CPU with AMX or AVX-512 BF16, or a GPU). The fast backends (``"bf16"``,
+        ``"int8"``, ``"onnx"``, ``"onnx-int8"``) predict with temperatures refitted on their own logits of
         the stored calibration split (:attr:`calibration_inputs_`), computed on
         their first use (see :meth:`calibration_report`).
     epochs : int, default=2
