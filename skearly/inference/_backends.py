@@ -198,6 +198,12 @@ class Bf16Backend(CachedBackend):
     under autocast; the exit heads' logits come back in float32 for the exit
     decisions. Where bfloat16 is not native (a CPU without AMX or AVX-512 BF16)
     it is emulated, slower than float32: :meth:`prepare` warns.
+
+    On a CPU, oneDNN compiles a bfloat16 matrix-product kernel for every new
+    number of rows, and an early-exit pass makes many (the rows left times the
+    trimmed width change from call to call): each ``Linear`` of the copy
+    therefore pads its rows up to one of a few sizes (:class:`_RowBucketedLinear`),
+    so that a handful of kernels serve every call.
     """
 
     name = "bf16"
@@ -230,8 +236,53 @@ class Bf16Backend(CachedBackend):
         return super().prepare(network, device)
 
     def build(self, network: MultiExitNetwork) -> MultiExitNetwork:
-        """A deep copy of ``network`` (on its device, in eval mode) with every weight in bfloat16."""
-        return copy.deepcopy(network).to(torch.bfloat16).eval()
+        """A deep copy of ``network`` (on its device, in eval mode) with every weight in bfloat16.
+
+        On a CPU its ``Linear`` layers pad their rows to a few sizes (see the class docstring).
+        """
+        runner = copy.deepcopy(network).to(torch.bfloat16).eval()
+        if next(runner.parameters()).device.type == "cpu":
+            _bucket_linear_rows(runner)
+        return runner
+
+
+def _row_bucket(rows: int) -> int:
+    """``rows`` rounded up to a multiple of 16 up to 256, and to one of 8 sizes per doubling above.
+
+    At most 12.5% of the rows of a matrix product above 256 rows are padding,
+    and there are 16 sizes up to 256, then 8 per doubling.
+    """
+    if rows <= 256:
+        return -(-rows // 16) * 16
+    step = 1 << (rows.bit_length() - 4)
+    return -(-rows // step) * step
+
+
+class _RowBucketedLinear(nn.Module):
+    """A ``Linear`` whose input rows (all leading dimensions together) are zero-padded to :func:`_row_bucket`."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``linear(x)``, computed on ``x``'s rows padded to a bucket size and cut back."""
+        flat = x.reshape(-1, self.in_features)
+        rows = flat.shape[0]
+        padded = _row_bucket(rows)
+        if padded != rows:
+            flat = nn.functional.pad(flat, (0, 0, 0, padded - rows))
+        return nn.functional.linear(flat, self.weight, self.bias)[:rows].reshape(*x.shape[:-1], self.out_features)
+
+
+def _bucket_linear_rows(module: nn.Module) -> None:
+    """Replace every ``nn.Linear`` inside ``module`` by a :class:`_RowBucketedLinear` sharing its weights."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, _RowBucketedLinear(child))
+        else:
+            _bucket_linear_rows(child)
 
 
 class Int8Backend(CachedBackend):

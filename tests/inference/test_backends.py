@@ -350,3 +350,52 @@ def test_bf16_runs_every_family(tmp_path, family):
     np.testing.assert_allclose(proba, expected, atol=0.05)  # bf16 rounding only
     clf.set_params(threshold=0.7).predict(X)
     assert clf.exit_layers_.min() >= 1
+
+
+def test_row_buckets_are_few_and_pad_little():
+    from skearly.inference._backends import _row_bucket
+
+    sizes = {_row_bucket(rows) for rows in range(1, 8193)}
+    assert len(sizes) <= 16 + 8 * 5  # 16 up to 256, then 8 per doubling up to 8192
+    for rows in range(1, 8193):
+        padded = _row_bucket(rows)
+        assert padded >= rows and padded % 16 == 0
+        assert rows <= 256 or padded <= 1.125 * rows
+
+
+def test_row_bucketed_linear_computes_the_linear():
+    from skearly.inference._backends import _RowBucketedLinear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(12, 5)
+    bucketed = _RowBucketedLinear(linear)
+    assert (bucketed.in_features, bucketed.out_features) == (12, 5)
+    assert bucketed.weight is linear.weight
+    for shape in [(3, 12), (7, 9, 12), (300, 12)]:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(bucketed(x), linear(x), rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_on_cpu_runs_few_matrix_product_shapes(clf, toy_data):
+    """An early-exit pass changes its row counts from call to call; the bf16 runner's products see few of them."""
+    from torch.overrides import TorchFunctionMode
+
+    from skearly.inference._backends import _row_bucket
+
+    _, _, X_test, _ = toy_data
+    runner = resolve_backend("bf16").prepare(clf.network_, CPU)
+    assert not any(type(m) is torch.nn.Linear for m in runner.modules())
+    rows_seen = []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.nn.functional.linear:
+                rows_seen.append(args[0].shape[0])
+            return func(*args, **(kwargs or {}))
+
+    clf.set_params(backend="bf16", threshold=0.7, predict_batch_size=16)
+    clf.predict(X_test)  # builds the runner and refits the temperatures first
+    with Watch():
+        clf.predict(X_test)
+    assert rows_seen and all(rows == _row_bucket(rows) for rows in rows_seen)
+    assert len(set(rows_seen)) < len(rows_seen)
