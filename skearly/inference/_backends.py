@@ -135,14 +135,24 @@ class CachedBackend(InferenceBackend):
         Raises
         ------
         ValueError
-            For a CUDA ``device`` when the backend runs on CPU only.
+            For a ``device`` the backend cannot run on (:meth:`check_device`).
         """
-        if self.cpu_only and torch.device(device).type != "cpu":
+        self.check_device(torch.device(device))
+        return cached_for_network(network, self, lambda: self.build(network))
+
+    def check_device(self, device: torch.device) -> None:
+        """Refuse a device this backend cannot run on (called by :meth:`prepare` on every use).
+
+        Raises
+        ------
+        ValueError
+            For a non-CPU ``device`` when :attr:`cpu_only`; subclasses add their own conditions.
+        """
+        if self.cpu_only and device.type != "cpu":
             raise ValueError(
                 f"backend={self.name!r} runs on CPU only, but the device is {device}: use backend='torch' on a "
                 "GPU, or device='cpu'."
             )
-        return cached_for_network(network, self, lambda: self.build(network))
 
     def build(self, network: MultiExitNetwork) -> Any:
         """Build the layer runner of ``network`` (on its device, in eval mode) without modifying it."""
@@ -197,7 +207,7 @@ class Bf16Backend(CachedBackend):
     to the last layer, rather than being cast back to float32 between layers as
     under autocast; the exit heads' logits come back in float32 for the exit
     decisions. Where bfloat16 is not native (a CPU without AMX or AVX-512 BF16)
-    it is emulated, slower than float32: :meth:`prepare` warns.
+    it is emulated, slower than float32: :meth:`build` warns.
 
     On a CPU, oneDNN compiles a bfloat16 matrix-product kernel for every new
     number of rows, and an early-exit pass makes many (the rows left times the
@@ -210,38 +220,38 @@ class Bf16Backend(CachedBackend):
     refits_temperatures = True
     cpu_only = False
 
-    def prepare(self, network: MultiExitNetwork, device: torch.device) -> MultiExitNetwork:
-        """The bfloat16 copy of ``network`` on ``device``, built once per network and weights.
+    def check_device(self, device: torch.device) -> None:
+        """Refuse a GPU without bfloat16 support.
 
         Raises
         ------
         ValueError
             For a CUDA device without bfloat16 support.
-
-        Warns
-        -----
-        UserWarning
-            On a CPU without native bfloat16 matrix units (it runs, emulated, slower than float32).
         """
-        device = torch.device(device)
+        super().check_device(device)
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ValueError(f"backend='bf16' needs a GPU with bfloat16 support; {device} has none: use 'torch'.")
-        if device.type == "cpu" and not cpu_has_native_bf16():
-            warnings.warn(
-                "backend='bf16' on a CPU without native bfloat16 matrix units (AMX or AVX-512 BF16): bfloat16 is "
-                "emulated there and runs slower than float32; use backend='torch' or 'int8'.",
-                UserWarning,
-                stacklevel=2,
-            )
-        return super().prepare(network, device)
 
     def build(self, network: MultiExitNetwork) -> MultiExitNetwork:
         """A deep copy of ``network`` (on its device, in eval mode) with every weight in bfloat16.
 
         On a CPU its ``Linear`` layers pad their rows to a few sizes (see the class docstring).
+
+        Warns
+        -----
+        UserWarning
+            On a CPU without native bfloat16 matrix units (it runs, emulated, slower than float32);
+            once per runner built, not on every ``predict``.
         """
         runner = copy.deepcopy(network).to(torch.bfloat16).eval()
         if next(runner.parameters()).device.type == "cpu":
+            if not cpu_has_native_bf16():
+                warnings.warn(
+                    "backend='bf16' on a CPU without native bfloat16 matrix units (AMX or AVX-512 BF16): bfloat16 "
+                    "is emulated there and runs slower than float32; use backend='torch' or 'int8'.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             _bucket_linear_rows(runner)
         return runner
 
