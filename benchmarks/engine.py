@@ -62,7 +62,7 @@ from skearly._utils.batching import sorted_batches, tokenize
 from skearly._utils.devices import resolve_device
 from skearly._utils.host_syncs import HostSyncCounter
 from skearly.datasets import load_bbc_news, load_tweet_sentiment
-from skearly.encoders import default_encoder_path
+from skearly.encoders import resolve_encoder
 from skearly.inference import (
     InferenceEngine,
     RefillingScheduler,
@@ -91,8 +91,15 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument(
         "--block-rows", default="1:20,*:128", help="texts per interleaved timing block, by batch size ('*': others)"
     )
+    parser.add_argument(
+        "--schedulers",
+        default=None,
+        help="comma-separated engine rows to time, from: " + ", ".join(ENGINES) + " (default: all the device has)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--encoder", default=None, help="encoder folder (default: the packaged MiniLM-L6)")
+    parser.add_argument(
+        "--encoder", default=None, help="packaged encoder name or folder (default: the packaged MiniLM-L6)"
+    )
     parser.add_argument(
         "--data", default=None, help="'bbc' (BBC News), or a CSV with text,sentiment columns (default: packaged tweets)"
     )
@@ -130,9 +137,19 @@ def block_rows(spec: str, batch_size: int) -> int:
     return int(sizes.get(str(batch_size), sizes.get("*", "1000000000")))
 
 
-def engines(device: torch.device) -> list[str]:
-    """The engine configurations to time: ``old engine`` differs from ``shrinking`` only on CUDA."""
-    return [name for name in ENGINES if device.type == "cuda" or name != "old engine"]
+def engines(device: torch.device, wanted: str | None = None) -> list[str]:
+    """The engine configurations to time: ``wanted`` (comma-separated) or, by default, every one the device has.
+
+    ``old engine`` differs from ``shrinking`` only on CUDA, so a CPU leaves it out.
+    """
+    names = [name for name in ENGINES if device.type == "cuda" or name != "old engine"]
+    if wanted is None:
+        return names
+    chosen = [name.strip() for name in wanted.split(",")]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise SystemExit(f"--schedulers: unknown or not on {device.type}: {unknown}; choose from {names}")
+    return chosen
 
 
 def kernels(device: torch.device):
@@ -226,7 +243,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    path = args.encoder or str(default_encoder_path())
+    path = resolve_encoder(args.encoder)  # a packaged name (all-mpnet-base-v2) or a folder
     X_train, X_test, y_train, y_test = load_data(args)
     clf = EarlyExitTextClassifier(
         path, epochs=args.epochs, device=args.device, random_state=0, memory=args.cache, max_length=args.max_length
@@ -246,6 +263,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     thresholds = [float(t) for t in args.thresholds.split(",")]
     mixed = device.type == "cuda"
     depth = clf.head_layers_[-1]
+    names = engines(device, args.schedulers)
 
     def engine(name: str, batch_size: int) -> InferenceEngine:
         return InferenceEngine(
@@ -271,7 +289,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
         )
         quality = {}
         replayed = {}
-        for name in engines(device):
+        for name in names:
             # every head's probabilities from one pass, as exit_curve and score replay thresholds on them
             head_proba = engine(name, batch_size).head_proba(X, None)
             for threshold in thresholds:
@@ -279,7 +297,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 quality[(name, threshold)] = (float(np.mean(clf.classes_[proba.argmax(1)] == y)), layers)
                 replay = np.asarray(clf.head_layers_)[simulate_exits(MaxProbability(), head_proba, threshold)]
                 replayed[(name, threshold)] = int(np.count_nonzero(replay != layers))
-        configs = [("plain HF", None)] + [(name, t) for name in engines(device) for t in thresholds]
+        configs = [("plain HF", None)] + [(name, t) for name in names for t in thresholds]
         seconds: dict[tuple, list[float]] = {c: [] for c in configs}
 
         def runner(name, threshold, X, batch_size=batch_size):
@@ -317,7 +335,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                 "tokenize_pad_s": pad.seconds,
             }
         )
-        for name in engines(device):
+        for name in names:
             full = seconds.get((name, 1.0))
             # full depth's time inside and outside the layers, medians of interleaved instrumented passes
             splits = [layer_seconds(engine(name, batch_size), X, 1.0) for _ in range(args.repeats)]
@@ -355,7 +373,7 @@ def main(argv=None, **defaults) -> pd.DataFrame:
                         "cuda_syncs_per_layer_call": cuda_syncs,
                     }
                 )
-        print(pd.DataFrame(rows).tail(1 + len(engines(device)) * len(thresholds)).to_string(index=False), flush=True)
+        print(pd.DataFrame(rows).tail(1 + len(names) * len(thresholds)).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)
     data = "tweets (negative vs positive)" if args.data is None else f"{args.data} ({n_classes} classes)"

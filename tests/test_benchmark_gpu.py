@@ -122,3 +122,19 @@ def test_efficiency_bound_is_one_without_outside_time_and_falls_with_it():
     # 1 s outside 6 s of layers, layers 5x faster: 7 / (1 + 1.2) = 3.18x measured, 0.636 of 5x
     assert efficiency_bound(7.0, 6.0, 5.0) == pytest.approx(7.0 / 2.2 / 5.0)
     assert efficiency_bound(7.0, 6.0, 1.0) == pytest.approx(1.0)  # no exits: nothing to lose
+
+
+def test_engine_rows_are_the_devices_or_the_ones_asked_for():
+    import torch
+
+    sys.path.insert(0, str(REPOSITORY / "benchmarks"))
+    try:
+        from engine import engines
+    finally:
+        sys.path.remove(str(REPOSITORY / "benchmarks"))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert engines(cpu) == ["shrinking", "refilling"]  # the kernel choice of "old engine" is CUDA's only
+    assert engines(cuda) == ["old engine", "shrinking", "refilling"]
+    assert engines(cpu, "shrinking") == ["shrinking"]
+    with pytest.raises(SystemExit, match="old engine"):
+        engines(cpu, "shrinking,old engine")
