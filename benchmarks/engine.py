@@ -62,7 +62,7 @@ from skearly._utils.batching import sorted_batches, tokenize
 from skearly._utils.devices import resolve_device
 from skearly._utils.host_syncs import HostSyncCounter
 from skearly.datasets import load_bbc_news, load_tweet_sentiment
-from skearly.encoders import resolve_encoder
+from skearly.encoders import DEFAULT_ENCODER, resolve_encoder
 from skearly.inference import (
     InferenceEngine,
     RefillingScheduler,
@@ -379,6 +379,8 @@ def main(argv=None, **defaults) -> pd.DataFrame:
     data = "tweets (negative vs positive)" if args.data is None else f"{args.data} ({n_classes} classes)"
     # gpu.py runs this main with its own settings: the command names the script that was run
     lines = header(f"Engine schedulers: measured trade-off ({args.name})", command(sys.argv[0], argv), device) + [
+        f"- encoder: {args.encoder or DEFAULT_ENCODER} ({depth} layers, an exit head after layers "
+        f"{', '.join(map(str, clf.head_layers_))})",
         f"- backend of the engine rows: {args.backend!r} (plain HF: fp32{' + bf16 autocast' if mixed else ''})",
         f"- data: {len(X_train)} training texts of {data}, {args.epochs} epochs, max_length {args.max_length}, fit "
         f"{'read from the cache' if clf.fit_time_ < 5 else f'{clf.fit_time_:.0f}s'}; {len(X_test)} test texts "
