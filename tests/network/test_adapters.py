@@ -304,3 +304,26 @@ def test_released_layers_are_no_longer_held(folders):
     adapter.release_layers()
     gc.collect()
     assert adapter.layers == [] and first() is None  # nothing keeps the old layers alive
+
+
+def test_mpnet_inference_bias_is_a_slice_of_one_table_rebuilt_when_its_weights_change(folders):
+    network = _network(folders["mpnet"])
+    adapter, encoder = network.adapter, network.adapter.encoder.encoder
+    size, heads = network.config.hidden_size, network.config.num_attention_heads
+
+    def bias(rows: int, length: int) -> torch.Tensor:
+        return network.layer_context(torch.zeros(rows, length, size), None).position_bias
+
+    with torch.no_grad():
+        long, short = bias(3, 20), bias(2, 7)
+        assert short.shape == (1, heads, 7, 7)  # one row: the attention broadcasts it
+        assert short.untyped_storage().data_ptr() == long.untyped_storage().data_ptr()  # one table, not rebuilt
+        own = encoder.compute_position_bias(torch.zeros(2, 7, size))  # transformers' own, a copy per row
+        assert torch.equal(short.expand_as(own), own)
+        encoder.relative_attention_bias.weight.add_(1.0)  # an in-place update (an optimizer step, load_state_dict)
+        after = bias(2, 7)
+        assert torch.equal(after.expand_as(own), encoder.compute_position_bias(torch.zeros(2, 7, size)))
+        assert not torch.equal(after, short)
+    training = bias(2, 7)  # autograd on: built for the batch, so that the bias weights get their gradient
+    assert training.requires_grad and training.shape == (2, heads, 7, 7)
+    assert pickle.loads(pickle.dumps(adapter))._bias_table is None  # the table is not pickled
