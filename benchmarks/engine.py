@@ -1,7 +1,8 @@
 """Wall-clock trade-off of the inference engine's schedulers, against full depth and the plain HF forward.
 
 Fits :class:`skearly.EarlyExitTextClassifier` once on real binary tweets (packaged
-all-MiniLM-L6-v2, 6 layers; cached with ``memory=`` so reruns skip the fit), then for each
+all-MiniLM-L6-v2, 6 layers, or ``--encoder all-mpnet-base-v2``, 12; ``--data bbc`` for BBC News;
+cached with ``memory=`` so reruns skip the fit), then for each
 batch size and threshold times ``predict`` of the same texts, interleaved, with
 
 * ``plain HF``: ``AutoModelForSequenceClassification`` of the same encoder, tokenize +
