@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 from transformers.utils import logging as hf_logging
 
+from skearly._utils.fingerprint import weights_fingerprint
 from skearly.network.adapters import EncoderAdapter, adapter_for
 
 __all__ = ["ExitHead", "MultiExitNetwork", "weights_fingerprint"]
@@ -26,15 +27,6 @@ POOLINGS = ("mean", "cls")
 
 #: Version of the dict written by :meth:`MultiExitNetwork.snapshot` (pickled models and fit-cache entries).
 SNAPSHOT_VERSION = 1
-
-
-def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Storage address and in-place version counter of every weight of ``module``.
-
-    It changes whenever the weights do (in place, or replaced by others), so
-    whatever was derived from the weights can be kept while it stays equal.
-    """
-    return tuple((t.data_ptr(), t._version) for t in module.state_dict(keep_vars=True).values())
 
 
 class ExitHead(nn.Module):

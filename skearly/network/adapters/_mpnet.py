@@ -1,7 +1,7 @@
 """MPNet: BERT-like layers plus a relative position bias shared by every layer.
 
 The bias depends only on the padded length (the bucket of each key-query distance), so at
-inference the adapter builds it once for the longest length seen and hands each batch a
+inference the adapter builds it once per length bucket and hands each batch a
 slice of it, ``(1, heads, length, length)``, which the layers' attention broadcasts over the
 rows. transformers' own ``compute_position_bias`` rebuilds it, about 17 torch calls, and
 copies it once per row for every batch: a fixed cost per layer context that shows at batch 1.
@@ -14,6 +14,7 @@ import dataclasses
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 
+from skearly._utils.fingerprint import weights_fingerprint
 from skearly.network.adapters._base import EncoderAdapter, padding_mask, register
 
 __all__ = ["MPNetAdapter", "MPNetContext"]
@@ -64,9 +65,10 @@ class MPNetAdapter(EncoderAdapter):
 
         With autograd on (training) it is transformers' own, built for the batch, so
         that the bias weights get their gradient. Without it, a ``[:, :, :L, :L]``
-        slice of one table built for the longest length seen so far (rounded up to
-        :attr:`_BIAS_LENGTH_MULTIPLE`), rebuilt whenever the bias weights change
-        (another tensor, device or dtype, or an in-place update such as an optimizer
+        slice of one table, built for the length rounded up to
+        :attr:`_BIAS_LENGTH_MULTIPLE` and rebuilt for a longer length or when the bias
+        weights change (their :func:`~skearly._utils.fingerprint.weights_fingerprint`:
+        another tensor, device or dtype, or an in-place update such as an optimizer
         step or ``load_state_dict``).
         """
         encoder = self.encoder.encoder
@@ -74,11 +76,10 @@ class MPNetAdapter(EncoderAdapter):
         if torch.is_grad_enabled() or weight.is_inference():  # an inference tensor keeps no version count
             return encoder.compute_position_bias(hidden)
         length = int(hidden.shape[1])
-        key = (weight.data_ptr(), weight.device, weight.dtype, weight._version)
+        key = weights_fingerprint(encoder.relative_attention_bias)
         table = self._bias_table
         if table is None or table[0] != key or table[1].shape[-1] < length:
-            longest = max(length, 0 if table is None or table[0] != key else table[1].shape[-1])
-            longest = -(-longest // self._BIAS_LENGTH_MULTIPLE) * self._BIAS_LENGTH_MULTIPLE
+            longest = -(-length // self._BIAS_LENGTH_MULTIPLE) * self._BIAS_LENGTH_MULTIPLE
             shape_only = hidden.new_empty((1, longest, 0))  # compute_position_bias reads only the size and device
             table = (key, encoder.compute_position_bias(shape_only))
             self._bias_table = table
