@@ -23,6 +23,7 @@ from skearly.network.adapters import EncoderAdapter, adapter_for
 
 __all__ = ["ExitHead", "MultiExitNetwork", "weights_fingerprint"]
 
+#: Pooling options of an exit head (see :class:`ExitHead`): the mean of the non-padding tokens, or the first token.
 POOLINGS = ("mean", "cls")
 
 #: Version of the dict written by :meth:`MultiExitNetwork.snapshot` (pickled models and fit-cache entries).
