@@ -15,9 +15,10 @@ Device traffic is kept small, so that the host keeps feeding an accelerator
 * row lengths are known on the host from tokenization, so which rows are
   padded, how far to trim and which rows to keep are host decisions; index
   vectors go to the device without blocking (:func:`~skearly._utils.devices.to_device`);
-* each group carries its 2-D mask on the device, and its layer
-  context (the attention mask of the layers) is built once per group, with no
-  mask at all when the host knows no row is padded;
+* each group carries its 2-D mask on the device only where some row is padded
+  (``None`` otherwise: the host knows from the lengths, so a batch-1 row never
+  slices one), and its layer context (the attention mask of the layers) is
+  built once per group, with no mask at all when no row is padded;
 * input rows are embedded in windows of at least :data:`EMBED_WINDOW_ROWS` rows
   (:meth:`ExitPass.embedded`), however small the batch size: embeddings are per
   token, so a window gives each row the same hidden states as its own batch
@@ -71,14 +72,15 @@ class EmbeddedBatch:
     hidden : torch.Tensor of shape (n, width, hidden_size)
         Embeddings, padded to ``width``: the longest row rounded up to the length multiple
         (a view into its window's embeddings: the first layer reads it as it is).
-    mask : torch.Tensor of shape (n, width)
-        Attention mask (1 = token, 0 = padding), on the device.
+    mask : torch.Tensor of shape (n, width) or None
+        Attention mask (1 = token, 0 = padding), on the device; ``None`` when no row
+        is padded (every row's length is ``width``).
     """
 
     rows: np.ndarray
     lengths: np.ndarray
     hidden: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor | None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -96,8 +98,9 @@ class RowGroup:
         Number of real (non-padding) tokens of each row (host copy).
     hidden : torch.Tensor of shape (n, width, hidden_size)
         Hidden states, padded to ``width >= lengths.max()``.
-    mask : torch.Tensor of shape (n, width)
-        Attention mask (1 = token, 0 = padding), on the device.
+    mask : torch.Tensor of shape (n, width) or None
+        Attention mask (1 = token, 0 = padding), on the device; ``None`` means no
+        row is padded (a group that has one may still carry it after exits).
     state : torch.Tensor or None
         The exit criterion's per-row state.
     length_multiple : int, default=1
@@ -113,7 +116,7 @@ class RowGroup:
     rows: np.ndarray
     lengths: np.ndarray
     hidden: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor | None
     state: torch.Tensor | None
     length_multiple: int = 1
     origins: np.ndarray | None = None
@@ -132,7 +135,7 @@ class RowGroup:
     def padded(self) -> bool:
         """Whether some row is shorter than :attr:`width` (decided on the host, once: layers keep the width)."""
         if self._padded is None:
-            self._padded = bool((self.lengths < self.width).any())
+            self._padded = self.mask is not None and bool((self.lengths < self.width).any())
         return self._padded
 
     def head_mask(self) -> torch.Tensor | None:
@@ -155,7 +158,7 @@ class RowGroup:
             rows=self.rows[index],
             lengths=lengths,
             hidden=self.hidden.index_select(0, keep)[:, :width],
-            mask=self.mask.index_select(0, keep)[:, :width],
+            mask=None if self.mask is None else self.mask.index_select(0, keep)[:, :width],
             state=None if self.state is None else self.state.index_select(0, keep),
             length_multiple=self.length_multiple,
             origins=None if self.origins is None else self.origins[index],
@@ -173,7 +176,7 @@ class RowGroup:
             rows=self.rows[rows],
             lengths=lengths,
             hidden=self.hidden[rows, :width],
-            mask=self.mask[rows, :width],
+            mask=None if self.mask is None else self.mask[rows, :width],
             state=None if self.state is None else self.state[rows],
             length_multiple=self.length_multiple,
             origins=None if self.origins is None else self.origins[rows],
@@ -182,16 +185,24 @@ class RowGroup:
 
     def widened(self, width: int) -> RowGroup:
         """The same rows padded with zeros (hidden states and mask) to ``width >= self.width``."""
+        if width == self.width:
+            return self
         return RowGroup(
             self.rows,
             self.lengths,
             _pad(self.hidden, width),
-            _pad(self.mask, width),
+            _pad(self._mask_tensor(), width),
             self.state,
             self.length_multiple,
             self.origins,
             self.bounds,
         )
+
+    def _mask_tensor(self) -> torch.Tensor:
+        """The 2-D mask, built (all ones) where the group carries none."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones((len(self), self.width), dtype=torch.int64, device=self.hidden.device)
 
     @staticmethod
     def merge(groups: Sequence[RowGroup]) -> RowGroup:
@@ -205,7 +216,7 @@ class RowGroup:
             rows=np.concatenate([g.rows for g in groups]),
             lengths=np.concatenate([g.lengths for g in groups]),
             hidden=torch.cat([g.hidden for g in wide]),
-            mask=torch.cat([g.mask for g in wide]),
+            mask=None if all(g.mask is None for g in wide) else torch.cat([g._mask_tensor() for g in wide]),
             state=None if states[0] is None else torch.cat(states),
             length_multiple=groups[0].length_multiple,
             origins=_concat_or_none([g.origins for g in groups]),
@@ -307,27 +318,29 @@ class ExitPass:
             hidden = self.runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
             for start in range(0, len(lengths), batch_size):
                 part = slice(start, start + batch_size)
-                width = _round_up(int(lengths[start]), self.length_multiple)  # length-sorted: the first is longest
-                mask = batch.attention_mask[part, :width]
+                stop = min(start + batch_size, len(lengths))
+                # length-sorted: the first row is the longest, the last the shortest
+                width = _round_up(int(lengths[start]), self.length_multiple)
+                mask = batch.attention_mask[part, :width] if int(lengths[stop - 1]) < width else None
                 yield EmbeddedBatch(batch.rows[part], lengths[part], hidden[part, :width], mask)
 
-    def start(self, batch: EmbeddedBatch, origin: int = 0) -> RowGroup:
+    def start(self, batch: EmbeddedBatch, origin: int | None = None) -> RowGroup:
         """The group of an embedded input batch, entering layer 0.
 
         Parameters
         ----------
         batch : EmbeddedBatch
             Embedded rows (from :meth:`embedded`), their width a multiple of :attr:`length_multiple`.
-        origin : int, default=0
-            Number of this input batch (see :attr:`RowGroup.bounds`).
+        origin : int or None, default=None
+            Number of this input batch, for a scheduler that merges rows of several
+            (see :attr:`RowGroup.bounds`); ``None`` tracks neither origins nor bounds.
         """
-        n, width = len(batch), int(batch.hidden.shape[1])
-        state = self.criterion.start(n, self.device) if self.early else None
-        origins = np.full(n, origin, dtype=np.int64)
-        bounds = np.full(n, width, dtype=np.int64)
-        return RowGroup(
-            batch.rows, batch.lengths, batch.hidden, batch.mask, state, self.length_multiple, origins, bounds
-        )
+        state = self.criterion.start(len(batch), self.device) if self.early else None
+        group = RowGroup(batch.rows, batch.lengths, batch.hidden, batch.mask, state, self.length_multiple)
+        if origin is not None:
+            group.origins = np.full(len(batch), origin, dtype=np.int64)
+            group.bounds = np.full(len(batch), group.width, dtype=np.int64)
+        return group
 
     def advance(self, index: int, group: RowGroup) -> RowGroup | None:
         """Run 0-based layer ``index`` on ``group``, then its exit head if one follows.

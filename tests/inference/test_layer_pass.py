@@ -59,6 +59,21 @@ def test_split_and_merge_round_trip():
     assert merged.padded() and not _group([3, 3]).padded()
 
 
+def test_unpadded_groups_carry_no_mask_and_get_one_when_merged_with_padding():
+    bare = _group([4, 4])
+    bare.mask = None  # what an input batch of equal lengths (every batch-1 row) carries
+    assert not bare.padded() and bare.head_mask() is None
+    assert bare.subset(np.array([1])).mask is None and bare.split(1)[1].mask is None
+    assert RowGroup.merge([bare, bare]).mask is None  # still nothing padded: no mask built
+    padded = _group([6, 2])
+    merged = RowGroup.merge([padded, bare])
+    assert merged.width == 6 and merged.padded()
+    want = (torch.arange(6)[None, :] < torch.tensor([6, 2, 4, 4])[:, None]).long()
+    assert torch.equal(merged.mask, want)
+    assert not merged.hidden[2:, 4:].any()  # the unpadded rows widened with zeros
+    assert merged.rows.tolist() == [10, 11, 10, 11]
+
+
 def test_all_head_logits_keeps_input_order(tiny_encoder):
     texts, _ = make_texts(20, seed=5)
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder, local_files_only=True)
@@ -91,7 +106,7 @@ def _tiny_pass(tiny_encoder, n_texts=150, batch_size=1, max_length=32, multiple=
 
 @pytest.mark.parametrize("batch_size, multiple", [(1, 1), (3, 1), (5, 8), (64, 1), (100, 8)])
 def test_embedded_windows_equal_embedding_each_batch_alone(tiny_encoder, batch_size, multiple):
-    """Windows of 64+ rows give every input batch exactly the embeddings, mask and width of its own call."""
+    """Windows of 64+ rows give every input batch exactly the embeddings, mask (``None``: unpadded) and width of its own call."""
     network, encoded, exit_pass = _tiny_pass(tiny_encoder, multiple=multiple)
     got = list(exit_pass.embedded(encoded, batch_size))
     want = list(sorted_batches(encoded, batch_size, multiple))
@@ -101,7 +116,10 @@ def test_embedded_windows_equal_embedding_each_batch_alone(tiny_encoder, batch_s
             np.testing.assert_array_equal(mine.rows, alone.rows)
             np.testing.assert_array_equal(mine.lengths, encoded.lengths()[alone.rows])
             assert mine.hidden.shape[1] == alone.input_ids.shape[1] and mine.hidden.shape[1] % multiple == 0
-            assert torch.equal(mine.mask, alone.attention_mask)
+            if bool(alone.attention_mask.all()):  # no row padded: the host knows it, no mask is sliced
+                assert mine.mask is None
+            else:
+                assert torch.equal(mine.mask, alone.attention_mask)
             hidden = network.embed(alone.input_ids, alone.token_type_ids, alone.attention_mask)
             real = alone.attention_mask.bool()
             assert torch.equal(mine.hidden[real], hidden[real])  # bit for bit on every real token
