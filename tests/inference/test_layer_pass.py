@@ -106,7 +106,7 @@ def _tiny_pass(tiny_encoder, n_texts=150, batch_size=1, max_length=32, multiple=
 
 @pytest.mark.parametrize("batch_size, multiple", [(1, 1), (3, 1), (5, 8), (64, 1), (100, 8)])
 def test_embedded_windows_equal_embedding_each_batch_alone(tiny_encoder, batch_size, multiple):
-    """Windows of 64+ rows give every input batch exactly the embeddings, mask (``None``: unpadded) and width of its own call."""
+    """Windows of 64+ rows give each input batch the embeddings, mask (None: unpadded) and width of its own call."""
     network, encoded, exit_pass = _tiny_pass(tiny_encoder, multiple=multiple)
     got = list(exit_pass.embedded(encoded, batch_size))
     want = list(sorted_batches(encoded, batch_size, multiple))
