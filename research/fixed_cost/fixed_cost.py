@@ -61,8 +61,8 @@ class _Clock:
         setattr(owner, name, clocked)
 
 
-def measure(name: str, threshold: float, n_texts: int, block: int, repeats: int) -> list[dict]:
-    """Per-text milliseconds of each part at full depth and at ``threshold``, batch 1."""
+def load_fit(name: str) -> tuple[EarlyExitTextClassifier, np.ndarray, list[str]]:
+    """The cached ``engine.py`` fit of ``FITS[name]``, its fp32 temperatures and its test tweets."""
     encoder, n_train, n_test = FITS[name]
     path = resolve_encoder(encoder)
     X_train, X_test, y_train, _ = load_tweet_sentiment(
@@ -71,8 +71,14 @@ def measure(name: str, threshold: float, n_texts: int, block: int, repeats: int)
     clf = EarlyExitTextClassifier(
         path, epochs=2, device="auto", random_state=0, memory=".bench-cache", max_length=128
     ).fit(X_train, y_train)
-    network = clf.network_.eval()
-    temperatures = clf.calibration_report("torch")["temperature"].to_numpy()
+    clf.network_.eval()
+    return clf, clf.calibration_report("torch")["temperature"].to_numpy(), list(X_test)
+
+
+def measure(name: str, threshold: float, n_texts: int, block: int, repeats: int) -> list[dict]:
+    """Per-text milliseconds of each part at full depth and at ``threshold``, batch 1."""
+    clf, temperatures, X_test = load_fit(name)
+    network = clf.network_
     engine = InferenceEngine(network, clf.tokenizer_, temperatures, 128, 1, torch.device("cpu"), ShrinkingScheduler())
     clock = _Clock()
     for part in PARTS[1:]:
