@@ -19,7 +19,9 @@ Run from the repository root: ``python -m research.fixed_cost.fixed_cost``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -128,33 +130,54 @@ def measure(name: str, threshold: float, n_texts: int, block: int, repeats: int)
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def run_study(
+    argv: list[str] | None,
+    measure_one: Callable[[str, float, int, int, int], list[dict]],
+    *,
+    stem: str,
+    title: str,
+    n_texts: int,
+    repeats: int,
+    notes: Callable[[argparse.Namespace], list[str]],
+) -> None:
+    """The command line both studies of this folder share: parse, measure each encoder, write ``<stem>``."""
+    parser = argparse.ArgumentParser(description=sys.modules[measure_one.__module__].__doc__)
     parser.add_argument("--encoders", default=",".join(FITS))
     parser.add_argument("--threshold", type=float, default=0.6)
-    parser.add_argument("--n-texts", type=int, default=100)
+    parser.add_argument("--n-texts", type=int, default=n_texts)
     parser.add_argument("--block", type=int, default=20, help="texts per predict call (as engine.py at batch 1)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     start(2)
     torch.manual_seed(0)
     rows = []
     for name in args.encoders.split(","):  # predict runs under inference mode; the (cached) fit must not
-        rows += measure(name, args.threshold, args.n_texts, args.block, args.repeats)
+        rows += measure_one(name, args.threshold, args.n_texts, args.block, args.repeats)
     table = pd.DataFrame(rows)
-    lines = header("Time outside the encoder layers at batch 1 (fixed_cost)", command(__file__, argv)) + [
-        f"- binary tweets, the first {args.n_texts} test tweets at batch 1, in predict calls of {args.block}; "
-        f"full depth and threshold {args.threshold} interleaved call by call, the order rotating; every figure "
-        f"is the median over {args.repeats} runs of that run's milliseconds per text",
-        "- the parts are the engine's seams, each timed by a clock around its call: tokenize (tokenizing and "
-        "padding), embed, layer_context (attention mask; MPNet's position bias), exit_heads (the heads' "
-        "logits); rest = outside - those parts: the engine's own work, temperature, softmax and the exit "
-        "decisions",
-        "",
-        markdown_table(table),
-    ]
-    write_results(args.out, "fixed_cost", table=table, lines=lines)
+    script = sys.modules[measure_one.__module__].__file__
+    lines = header(title, command(script, argv)) + notes(args) + ["", markdown_table(table)]
+    write_results(args.out, stem, table=table, lines=lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_study(
+        argv,
+        measure,
+        stem="fixed_cost",
+        title="Time outside the encoder layers at batch 1 (fixed_cost)",
+        n_texts=100,
+        repeats=5,
+        notes=lambda args: [
+            f"- binary tweets, the first {args.n_texts} test tweets at batch 1, in predict calls of {args.block}; "
+            f"full depth and threshold {args.threshold} interleaved call by call, the order rotating; every "
+            f"figure is the median over {args.repeats} runs of that run's milliseconds per text",
+            "- the parts are the engine's seams, each timed by a clock around its call: tokenize (tokenizing and "
+            "padding), embed, layer_context (attention mask; MPNet's position bias), exit_heads (the heads' "
+            "logits); rest = outside - those parts: the engine's own work, temperature, softmax and the exit "
+            "decisions",
+        ],
+    )
 
 
 if __name__ == "__main__":

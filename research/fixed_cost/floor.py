@@ -17,16 +17,12 @@ have cached their fits: ``python -m research.fixed_cost.floor``.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from benchmarks._common import command, header, markdown_table, start, write_results
-from research.fixed_cost.fixed_cost import FITS, load_fit
+from research.fixed_cost.fixed_cost import load_fit, run_study
 from skearly import MaxProbability
 from skearly._utils.batching import collate, tokenize
 from skearly.inference import InferenceEngine, ShrinkingScheduler
@@ -121,32 +117,23 @@ def measure(name: str, threshold: float, n_texts: int, block: int, repeats: int)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--encoders", default=",".join(FITS))
-    parser.add_argument("--threshold", type=float, default=0.6)
-    parser.add_argument("--n-texts", type=int, default=200)
-    parser.add_argument("--block", type=int, default=20, help="texts per predict call (as engine.py at batch 1)")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args(argv)
-    start(2)
-    torch.manual_seed(0)
-    rows = []
-    for name in args.encoders.split(","):
-        rows += measure(name, args.threshold, args.n_texts, args.block, args.repeats)
-    table = pd.DataFrame(rows)
-    lines = header("The engine against a bare early-exit loop at batch 1 (floor)", command(__file__, argv)) + [
-        f"- binary tweets, the first {args.n_texts} test tweets at batch 1, in predict calls of {args.block}; "
-        f"full depth and threshold {args.threshold}, through the engine and through a bare loop "
-        "(bare_exit_layers: the same tokenizing, embedding, layer, head and softmax calls, nothing else), the "
-        f"four interleaved call by call in a rotating order; {args.repeats} runs",
-        "- speedup_vs_full_depth: each way's full-depth time over its threshold time, paired within a run, "
-        "median over runs; efficiency_tokens = that / layer_speedup_tokens (sum tokens x depth / sum tokens x "
-        "exit layer); ms: median per text",
-        "",
-        markdown_table(table),
-    ]
-    write_results(args.out, "floor", table=table, lines=lines)
+    run_study(
+        argv,
+        measure,
+        stem="floor",
+        title="The engine against a bare early-exit loop at batch 1 (floor)",
+        n_texts=200,
+        repeats=7,
+        notes=lambda args: [
+            f"- binary tweets, the first {args.n_texts} test tweets at batch 1, in predict calls of {args.block}; "
+            f"full depth and threshold {args.threshold}, through the engine and through a bare loop "
+            "(bare_exit_layers: the same tokenizing, embedding, layer, head and softmax calls, nothing else), the "
+            f"four interleaved call by call in a rotating order; {args.repeats} runs",
+            "- speedup_vs_full_depth: each way's full-depth time over its threshold time, paired within a run, "
+            "median over runs; efficiency_tokens = that / layer_speedup_tokens (sum tokens x depth / sum tokens x "
+            "exit layer); ms: median per text",
+        ],
+    )
 
 
 if __name__ == "__main__":
