@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from skearly._utils.devices import to_device
+from skearly._utils.rounding import round_up
 
 
 @dataclass
@@ -207,7 +208,7 @@ def collate(encoded: Encoded, rows: np.ndarray, length_multiple: int = 1) -> Bat
     rows = np.asarray(rows, dtype=np.int64)
     all_lengths, offsets, flat_ids, flat_types = encoded._flat()
     lengths = all_lengths[rows]
-    width = -(-int(lengths.max()) // length_multiple) * length_multiple
+    width = round_up(int(lengths.max()), length_multiple)
     positions = np.arange(width)
     real = positions < lengths[:, None]
     source = (offsets[rows][:, None] + positions)[real]

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from skearly._utils.devices import cpu_has_native_bf16
+from skearly._utils.rounding import round_up
 from skearly._utils.strategy import Registry, Strategy
 from skearly.network import MultiExitNetwork, weights_fingerprint
 
@@ -263,9 +264,9 @@ def _row_bucket(rows: int) -> int:
     and there are 16 sizes up to 256, then 8 per doubling.
     """
     if rows <= 256:
-        return -(-rows // 16) * 16
+        return round_up(rows, 16)
     step = 1 << (rows.bit_length() - 4)
-    return -(-rows // step) * step
+    return round_up(rows, step)
 
 
 class _RowBucketedLinear(nn.Module):

@@ -43,16 +43,13 @@ import torch
 
 from skearly._utils.batching import Encoded, sorted_batches
 from skearly._utils.devices import to_device, to_host
+from skearly._utils.rounding import round_up
 from skearly.exit_criteria import ExitCriterion
 
 __all__ = ["RowGroup", "ExitPass", "EmbeddedBatch", "EMBED_WINDOW_ROWS"]
 
 #: Input rows collated and embedded in one call when the batch size is smaller (a multiple of it).
 EMBED_WINDOW_ROWS = 64
-
-
-def _round_up(length: int, multiple: int) -> int:
-    return -(-length // multiple) * multiple
 
 
 #: The layer context of a group not built yet (``None`` is a valid context: no mask needed).
@@ -143,7 +140,7 @@ class RowGroup:
         return self.mask if self.padded() else None
 
     def _trimmed_width(self, lengths: np.ndarray) -> int:
-        return min(self.width, _round_up(int(lengths.max()), self.length_multiple))
+        return min(self.width, round_up(int(lengths.max()), self.length_multiple))
 
     def subset(self, index: np.ndarray) -> RowGroup:
         """The rows at positions ``index``, with padding no longer needed trimmed away.
@@ -229,16 +226,12 @@ class RowGroup:
             return
         longest = np.zeros(int(self.origins.max()) + 1, dtype=np.int64)
         np.maximum.at(longest, self.origins, self.lengths)
-        needed = np.minimum(_round_up_array(longest[self.origins], self.length_multiple), self.width)
+        needed = np.minimum(round_up(longest[self.origins], self.length_multiple), self.width)
         self.bounds = np.minimum(self.bounds, needed)
 
 
 def _concat_or_none(arrays: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return None if any(a is None for a in arrays) else np.concatenate(arrays)
-
-
-def _round_up_array(lengths: np.ndarray, multiple: int) -> np.ndarray:
-    return -(-lengths // multiple) * multiple
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -311,16 +304,16 @@ class ExitPass:
         row gets the hidden states its own batch would give it; small batch sizes
         share the fixed cost of a call.
         """
-        window = -(-max(EMBED_WINDOW_ROWS, batch_size) // batch_size) * batch_size
+        window = round_up(max(EMBED_WINDOW_ROWS, batch_size), batch_size)
         for batch in sorted_batches(encoded, window, self.length_multiple):
             lengths = encoded.lengths()[batch.rows]
             batch = batch.to(self.device)
             hidden = self.runner.embed(batch.input_ids, batch.token_type_ids, batch.attention_mask)
             for start in range(0, len(lengths), batch_size):
-                part = slice(start, start + batch_size)
                 stop = min(start + batch_size, len(lengths))
+                part = slice(start, stop)
                 # length-sorted: the first row is the longest, the last the shortest
-                width = _round_up(int(lengths[start]), self.length_multiple)
+                width = round_up(int(lengths[start]), self.length_multiple)
                 mask = batch.attention_mask[part, :width] if int(lengths[stop - 1]) < width else None
                 yield EmbeddedBatch(batch.rows[part], lengths[part], hidden[part, :width], mask)
 

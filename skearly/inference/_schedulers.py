@@ -27,6 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from skearly._utils.rounding import round_up
 from skearly._utils.strategy import Registry, Strategy
 from skearly.inference._layer_pass import EmbeddedBatch, ExitPass, RowGroup
 
@@ -114,7 +115,7 @@ def _needed(queue: list[RowGroup]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Token count, smallest width and widest allowed width (bound) of every row waiting in ``queue``."""
     lengths = np.concatenate([g.lengths for g in queue])
     multiple = queue[0].length_multiple
-    needed = -(-lengths // multiple) * multiple
+    needed = round_up(lengths, multiple)
     bounds = np.concatenate([g.bounds if g.bounds is not None else np.full(len(g), g.width) for g in queue])
     return lengths, needed, bounds
 

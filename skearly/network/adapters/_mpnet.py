@@ -15,6 +15,7 @@ import torch
 from transformers.masking_utils import create_bidirectional_mask
 
 from skearly._utils.fingerprint import weights_fingerprint
+from skearly._utils.rounding import round_up
 from skearly.network.adapters._base import EncoderAdapter, padding_mask, register
 
 __all__ = ["MPNetAdapter", "MPNetContext"]
@@ -79,8 +80,8 @@ class MPNetAdapter(EncoderAdapter):
         key = weights_fingerprint(encoder.relative_attention_bias)
         table = self._bias_table
         if table is None or table[0] != key or table[1].shape[-1] < length:
-            longest = -(-length // self._BIAS_LENGTH_MULTIPLE) * self._BIAS_LENGTH_MULTIPLE
-            shape_only = hidden.new_empty((1, longest, 0))  # compute_position_bias reads only the size and device
+            # compute_position_bias reads only the size and device of what it is given
+            shape_only = hidden.new_empty((1, round_up(length, self._BIAS_LENGTH_MULTIPLE), 0))
             table = (key, encoder.compute_position_bias(shape_only))
             self._bias_table = table
         return table[1][:, :, :length, :length]
