@@ -15,7 +15,8 @@ predictions and exit layers row for row (up to float rounding):
   batch size however many rows exit, which is what keeps an accelerator busy
   (the pool proposed in FastBERT issue #35). A call takes the longest rows
   waiting (merge by length), so that rows sharing a padded width are of
-  similar length.
+  similar length; its ``padding_tolerance`` says how much wider than on their
+  own the rows of several input batches may be padded to share a call.
 
 ``"auto"`` picks the refilling scheduler on CUDA and the shrinking one on CPU.
 """
@@ -29,6 +30,7 @@ import torch
 
 from skearly._utils.rounding import round_up
 from skearly._utils.strategy import Registry, Strategy
+from skearly._utils.validation import check_number
 from skearly.inference._layer_pass import EmbeddedBatch, ExitPass, RowGroup
 
 __all__ = [
@@ -77,27 +79,49 @@ class ShrinkingScheduler(BatchScheduler):
 class RefillingScheduler(BatchScheduler):
     """Per-layer queues: every layer call runs a full batch of waiting rows, refilled from new input.
 
-    Rows share a layer call only where that pads no row wider than running its
-    input batch on its own would (:attr:`RowGroup.bounds`), so refilling pads
-    no more tokens than :class:`ShrinkingScheduler`; among those, a call takes
-    the longest rows waiting.
+    Each row has a bound (:attr:`RowGroup.bounds`): the padded width it would have
+    at this layer had its input batch run on its own, exits trimming it. A row
+    shares a layer call only where the call's width is at most its bound times
+    ``1 + padding_tolerance``; among the rows that fit, a call takes the longest
+    waiting.
+
+    Parameters
+    ----------
+    padding_tolerance : float, default=0.0
+        How much wider than its bound a row may be padded, as a fraction of it
+        (>= 0; ``inf`` lifts the bound). ``0`` pads no row wider than
+        :class:`ShrinkingScheduler` does, so it pads no more tokens in all; but
+        rows of neighbouring input batches then rarely fit one call, so after
+        many exits the calls run well short of the batch size. A tolerance lets
+        them share calls: fuller calls (fewer of them, what keeps a GPU busy)
+        for at most that fraction more padded width per row.
+        ``benchmarks/results/scheduler_fill.md`` measures the trade-off.
+
+    Examples
+    --------
+    >>> RefillingScheduler(padding_tolerance=0.25)
+    RefillingScheduler(padding_tolerance=0.25)
     """
 
     name = "refilling"
 
+    def __init__(self, padding_tolerance: float = 0.0) -> None:
+        self.padding_tolerance = check_number("padding_tolerance", padding_tolerance, kind=float, low=0.0)
+
     def run(self, exit_pass, batches, batch_size):
         """Run the deepest layer with a full batch waiting; flush at the end (see :meth:`BatchScheduler.run`)."""
         queues: list[list[RowGroup]] = [[] for _ in range(exit_pass.n_layers)]
+        stretch = 1.0 + self.padding_tolerance
 
         def call(index: int, width: int) -> None:
-            taken, queues[index] = _take(queues[index], width, batch_size)
+            taken, queues[index] = _take(queues[index], width, batch_size, stretch)
             out = exit_pass.advance(index, RowGroup.merge(taken))
             if out is not None:
                 queues[index + 1].append(out)
 
         def deepest_full() -> tuple[int, int] | None:
             for index in range(exit_pass.n_layers - 1, -1, -1):
-                width = _call_width(queues[index], batch_size)
+                width = _call_width(queues[index], batch_size, stretch)
                 if width is not None:
                     return index, width
             return None
@@ -108,37 +132,37 @@ class RefillingScheduler(BatchScheduler):
                 call(*ready)
         for index in range(exit_pass.n_layers):  # flush, shallowest first: rows move down and merge
             while queues[index]:
-                call(index, _call_width(queues[index], 1))
+                call(index, _call_width(queues[index], 1, stretch))
 
 
-def _needed(queue: list[RowGroup]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token count, smallest width and widest allowed width (bound) of every row waiting in ``queue``."""
+def _needed(queue: list[RowGroup], stretch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token count, smallest width and widest allowed width (bound x ``stretch``) of every row in ``queue``."""
     lengths = np.concatenate([g.lengths for g in queue])
     multiple = queue[0].length_multiple
     needed = round_up(lengths, multiple)
     bounds = np.concatenate([g.bounds if g.bounds is not None else np.full(len(g), g.width) for g in queue])
-    return lengths, needed, bounds
+    return lengths, needed, bounds * stretch
 
 
-def _call_width(queue: list[RowGroup], n: int) -> int | None:
-    """The widest call width at which at least ``n`` waiting rows fit within their bounds (``None``: none)."""
+def _call_width(queue: list[RowGroup], n: int, stretch: float) -> int | None:
+    """The widest call width at which at least ``n`` waiting rows fit (``None``: none)."""
     if not queue or sum(len(g) for g in queue) < n:
         return None
-    _, needed, bounds = _needed(queue)
+    _, needed, allowed = _needed(queue, stretch)
     for width in np.unique(needed)[::-1]:
-        if int(((needed <= width) & (bounds >= width)).sum()) >= n:
+        if int(((needed <= width) & (allowed >= width)).sum()) >= n:
             return int(width)
     return None
 
 
-def _take(queue: list[RowGroup], width: int, n: int) -> tuple[list[RowGroup], list[RowGroup]]:
+def _take(queue: list[RowGroup], width: int, n: int, stretch: float) -> tuple[list[RowGroup], list[RowGroup]]:
     """The ``n`` longest rows of ``queue`` that fit a call of ``width`` (as parts of its groups), and the rest.
 
     Decided on the host from the token counts; a group taken whole, or cut into
     its longest rows and the rest, moves no data (see :meth:`RowGroup.split`).
     """
-    lengths, needed, bounds = _needed(queue)
-    fits = np.flatnonzero((needed <= width) & (bounds >= width))
+    lengths, needed, allowed = _needed(queue, stretch)
+    fits = np.flatnonzero((needed <= width) & (allowed >= width))
     chosen = np.zeros(len(lengths), dtype=bool)
     chosen[fits[np.argsort(-lengths[fits], kind="stable")[:n]]] = True
     taken, left = [], []

@@ -13,7 +13,17 @@ from skearly.exit_criteria import Entropy, MaxProbability, Patience
 from skearly.inference._engine import InferenceEngine, simulate_exits
 from skearly.inference._schedulers import RefillingScheduler, ShrinkingScheduler
 
-SCHEDULERS = [ShrinkingScheduler(), RefillingScheduler()]
+#: Every scheduler setting: refilling that pads no row wider than shrinking, a little wider, and as wide as it likes.
+SCHEDULERS = [
+    ShrinkingScheduler(),
+    RefillingScheduler(),
+    RefillingScheduler(padding_tolerance=0.25),
+    RefillingScheduler(padding_tolerance=float("inf")),
+]
+
+
+def _id(scheduler):
+    return repr(scheduler).replace("Scheduler", "").lower()
 
 
 def _engine(clf, scheduler, batch_size=16, **kwargs):
@@ -36,7 +46,7 @@ def _mixed_lengths(n, seed=3):
     return [" ".join([t] * int(rng.randint(1, 6))) for t in texts]
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=_id)
 @pytest.mark.parametrize("criterion", [MaxProbability(), Entropy(), Patience(2)], ids=repr)
 @pytest.mark.parametrize("threshold", [0.55, 0.8, 0.95, 1.0])
 def test_engine_matches_a_full_pass(fitted, toy_data, scheduler, criterion, threshold):
@@ -53,17 +63,18 @@ def test_engine_matches_a_full_pass(fitted, toy_data, scheduler, criterion, thre
 @pytest.mark.parametrize("criterion", [MaxProbability(), Entropy(), Patience(2)], ids=repr)
 @pytest.mark.parametrize("threshold", [0.6, 0.75, 0.9, 0.99, 1.0])
 @pytest.mark.parametrize("batch_size", [1, 5, 16, 64])
-def test_refilling_equals_shrinking_row_for_row(fitted, toy_data, criterion, threshold, batch_size):
+@pytest.mark.parametrize("tolerance", [0.0, 0.25])
+def test_refilling_equals_shrinking_row_for_row(fitted, toy_data, criterion, threshold, batch_size, tolerance):
     _, _, X_test, _ = toy_data
     X = list(X_test) + _mixed_lengths(50)
     shrinking = _engine(fitted, ShrinkingScheduler(), batch_size).predict(X, None, criterion, threshold)
-    refilling = _engine(fitted, RefillingScheduler(), batch_size).predict(X, None, criterion, threshold)
+    refilling = _engine(fitted, RefillingScheduler(tolerance), batch_size).predict(X, None, criterion, threshold)
     np.testing.assert_array_equal(refilling[1], shrinking[1])
     np.testing.assert_array_equal(refilling[0].argmax(axis=1), shrinking[0].argmax(axis=1))
     np.testing.assert_allclose(refilling[0], shrinking[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=_id)
 def test_widths_rounded_up_give_the_same_answers(fitted, toy_data, scheduler):
     """The CUDA setting (padded widths rounded up to a multiple of 8), checked on the CPU."""
     _, _, X_test, _ = toy_data
@@ -177,7 +188,7 @@ def test_simulate_exits_hand_made():
     np.testing.assert_array_equal(simulate_exits(Patience(2), proba, 0.5), [1, 1, 2])
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=_id)
 def test_tokenizing_ahead_on_a_thread_changes_no_answer(fitted, scheduler, monkeypatch):
     X = _mixed_lengths(50)
     want = _engine(fitted, scheduler).predict(X, None, MaxProbability(), 0.8)

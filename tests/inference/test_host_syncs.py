@@ -105,9 +105,10 @@ def _measure(fitted, monkeypatch, scheduler, threshold, criterion=None, batch_si
         (RefillingScheduler(), MaxProbability(), 0.8),
         (RefillingScheduler(), MaxProbability(), 1.0),
         (RefillingScheduler(), Patience(2), 0.8),
+        (RefillingScheduler(padding_tolerance=0.25), MaxProbability(), 0.8),
         (ShrinkingScheduler(), MaxProbability(), 0.8),
     ],
-    ids=["refilling-0.8", "refilling-full-depth", "refilling-patience", "shrinking-0.8"],
+    ids=["refilling-0.8", "refilling-full-depth", "refilling-patience", "refilling-tolerant-0.8", "shrinking-0.8"],
 )
 def test_at_most_one_host_sync_per_layer_call(fitted, monkeypatch, scheduler, criterion, threshold):
     counter, widths, layers = _measure(fitted, monkeypatch, scheduler, threshold, criterion)
@@ -122,7 +123,9 @@ def test_at_most_one_host_sync_per_layer_call(fitted, monkeypatch, scheduler, cr
         assert counter.total_syncs() >= 0.5 * n_calls, (counter.total_syncs(), n_calls, counter.where)
 
 
-@pytest.mark.parametrize("scheduler", [RefillingScheduler(), ShrinkingScheduler()], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "scheduler", [RefillingScheduler(), RefillingScheduler(padding_tolerance=0.25), ShrinkingScheduler()], ids=repr
+)
 @pytest.mark.parametrize("multiple", [8])
 def test_every_layer_call_width_is_a_multiple_of_the_bucket(fitted, monkeypatch, scheduler, multiple):
     _, widths, _ = _measure(fitted, monkeypatch, scheduler, 0.8, multiple=multiple, batch_size=48)
@@ -137,33 +140,60 @@ def test_the_mask_is_built_once_per_group(fitted, monkeypatch):
     assert counter.calls["layer"] == counter.calls["mask"] * fitted.n_layers_
 
 
-def test_refilling_pads_no_more_than_shrinking_at_batch_512(fitted, monkeypatch):
-    """Rows share a call only within their bounds: padded tokens at most the shrinking scheduler's."""
+def _realistic_mix():
+    """Many short rows and a long tail of long ones, as real text is."""
     texts, _ = make_texts(2500, seed=5)
     rng = np.random.RandomState(0)
-    X = [" ".join([t] * int(min(12, rng.geometric(0.35)))) for t in texts]  # many short rows, a long tail
+    return [" ".join([t] * int(min(12, rng.geometric(0.35)))) for t in texts]
+
+
+def _layer_calls(fitted, monkeypatch, X, scheduler, batch_size, threshold):
+    """(rows, width) of every layer call, and the exit layers, of one predict at ``batch_size``."""
     network = copy.deepcopy(fitted).network_
-    calls = {}
-    for scheduler in (ShrinkingScheduler(), RefillingScheduler()):
-        shapes = calls[scheduler.name] = []
-        layer, _ = _instrumented(network, HostSyncCounter(), shapes)
-        monkeypatch.setattr(type(network), "run_layer", layer)
-        engine = InferenceEngine(
-            network,
-            fitted.tokenizer_,
-            fitted.temperatures_,
-            128,
-            512,
-            torch.device("cpu"),
-            scheduler,
-            length_multiple=8,
-        )
-        _, layers = engine.predict(X, None, MaxProbability(), 0.99)
-        monkeypatch.undo()
+    shapes = []
+    layer, _ = _instrumented(network, HostSyncCounter(), shapes)
+    monkeypatch.setattr(type(network), "run_layer", layer)
+    engine = InferenceEngine(
+        network,
+        fitted.tokenizer_,
+        fitted.temperatures_,
+        128,
+        batch_size,
+        torch.device("cpu"),
+        scheduler,
+        length_multiple=8,
+    )
+    _, layers = engine.predict(X, None, MaxProbability(), threshold)
+    monkeypatch.undo()
+    return np.array(shapes), layers
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.25])
+def test_refilling_pads_no_more_than_shrinking_at_batch_512(fitted, monkeypatch, tolerance):
+    """Rows share a call only within their bounds: padded tokens at most (1 + tolerance) x the shrinking scheduler's."""
+    X = _realistic_mix()
+    shrinking, layers = _layer_calls(fitted, monkeypatch, X, ShrinkingScheduler(), 512, 0.99)
+    refilling, same_layers = _layer_calls(fitted, monkeypatch, X, RefillingScheduler(tolerance), 512, 0.99)
+    np.testing.assert_array_equal(same_layers, layers)
     # every row runs the same layers under both, so equal real tokens: compare the padded areas
-    area = {name: sum(rows * width for rows, width in shapes) for name, shapes in calls.items()}
+    area = {name: int((shapes[:, 0] * shapes[:, 1]).sum()) for name, shapes in [("s", shrinking), ("r", refilling)]}
     assert 1.5 < layers.mean() < fitted.n_layers_
-    assert area["refilling"] <= area["shrinking"]
+    assert area["r"] <= (1 + tolerance) * area["s"]
+    assert refilling[:, 0].sum() == shrinking[:, 0].sum()  # the same row-layers, in other groupings
+
+
+def test_a_padding_tolerance_fills_the_layer_calls(fitted, monkeypatch):
+    """At batch 64, bounds keep the rows of neighbouring input batches apart; a tolerance lets them share calls."""
+    X = _realistic_mix()[:1200]
+    fill, area = {}, {}
+    for tolerance in (0.0, 0.25, float("inf")):
+        shapes, layers = _layer_calls(fitted, monkeypatch, X, RefillingScheduler(tolerance), 64, 0.99)
+        fill[tolerance] = shapes[:, 0].mean() / 64  # mean rows per call over the batch size
+        area[tolerance] = int((shapes[:, 0] * shapes[:, 1]).sum())
+    assert 1.5 < layers.mean() < fitted.n_layers_
+    assert fill[0.0] < fill[0.25] <= fill[float("inf")], fill
+    assert fill[0.25] >= fill[0.0] + 0.03 and fill[float("inf")] >= 0.9, fill  # more than one merged call
+    assert area[0.25] <= 1.25 * area[0.0] and area[0.0] <= area[float("inf")], area
 
 
 #: Torch calls of the engine outside the layers, per layer call at batch size 1: an exit step's head
