@@ -11,7 +11,9 @@ batch size and threshold times ``predict`` of the same texts, interleaved, with
 * ``old engine`` (CUDA only): the shrinking scheduler with torch's default attention-kernel
   choice (the engine before the refilling scheduler); on a CPU the kernel choice does not
   apply, so that row would time the shrinking engine twice and is left out;
-* ``shrinking`` and ``refilling``: the two schedulers of the current engine.
+* ``shrinking`` and ``refilling``: the two schedulers of the current engine;
+* ``refilling 0.25`` (only when ``--schedulers`` names it): the refilling scheduler with
+  ``padding_tolerance=0.25``.
 
 Timing is interleaved: every configuration predicts the test texts in turn, in an order
 that rotates from run to run, and the reported time is the median of ``--repeats`` runs.
@@ -76,7 +78,10 @@ ENGINES = {
     "old engine": dict(scheduler=ShrinkingScheduler(), choose_attention_kernels=False),
     "shrinking": dict(scheduler=ShrinkingScheduler(), choose_attention_kernels=True),
     "refilling": dict(scheduler=RefillingScheduler(), choose_attention_kernels=True),
+    "refilling 0.25": dict(scheduler=RefillingScheduler(padding_tolerance=0.25), choose_attention_kernels=True),
 }
+#: Rows timed only when ``--schedulers`` names them.
+OPT_IN = frozenset({"refilling 0.25"})
 
 
 def parse_args(argv=None, **defaults) -> argparse.Namespace:
@@ -95,7 +100,11 @@ def parse_args(argv=None, **defaults) -> argparse.Namespace:
     parser.add_argument(
         "--schedulers",
         default=None,
-        help="comma-separated engine rows to time, from: " + ", ".join(ENGINES) + " (default: all the device has)",
+        help="comma-separated engine rows to time, from: "
+        + ", ".join(ENGINES)
+        + " (default: all the device has, but "
+        + ", ".join(sorted(OPT_IN))
+        + ")",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
@@ -141,11 +150,12 @@ def block_rows(spec: str, batch_size: int) -> int:
 def engines(device: torch.device, wanted: str | None = None) -> list[str]:
     """The engine configurations to time: ``wanted`` (comma-separated) or, by default, every one the device has.
 
-    ``old engine`` differs from ``shrinking`` only on CUDA, so a CPU leaves it out.
+    ``old engine`` differs from ``shrinking`` only on CUDA, so a CPU leaves it out; the rows
+    of :data:`OPT_IN` are timed only when named.
     """
     names = [name for name in ENGINES if device.type == "cuda" or name != "old engine"]
     if wanted is None:
-        return names
+        return [name for name in names if name not in OPT_IN]
     chosen = [name.strip() for name in wanted.split(",")]
     unknown = sorted(set(chosen) - set(names))
     if unknown:

@@ -135,6 +135,7 @@ def test_engine_rows_are_the_devices_or_the_ones_asked_for():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert engines(cpu) == ["shrinking", "refilling"]  # the kernel choice of "old engine" is CUDA's only
     assert engines(cuda) == ["old engine", "shrinking", "refilling"]
+    assert engines(cpu, "shrinking,refilling 0.25") == ["shrinking", "refilling 0.25"]  # opt-in rows, when named
     assert engines(cpu, "shrinking") == ["shrinking"]
     with pytest.raises(SystemExit, match="old engine"):
         engines(cpu, "shrinking,old engine")

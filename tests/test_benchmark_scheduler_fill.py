@@ -5,11 +5,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import make_texts
 
-sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-scheduler_fill = pytest.importorskip("scheduler_fill")
+BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+try:
+    import scheduler_fill
+finally:
+    sys.path.remove(BENCHMARKS)
 
 
 def test_measure_counts_calls_fill_padding_and_flush(fitted):
