@@ -127,7 +127,9 @@ class EarlyExitTextClassifier(ClassifierMixin, BaseEstimator):
         ``"refilling"`` keeps a queue per layer and runs full batches of waiting
         rows, so every layer call stays close to ``predict_batch_size`` rows however
         many exit. ``"auto"`` takes refilling on CUDA and shrinking on CPU. Both give
-        the same predictions and exit layers. Predict-time only.
+        the same predictions and exit layers. ``RefillingScheduler(padding_tolerance=0.25)``
+        lets rows of neighbouring batches share fuller calls, padded up to 25% wider than
+        on their own. Predict-time only.
     backend : str or InferenceBackend, default="torch"
         How the layers are run at predict time (see :mod:`skearly.inference`);
         ``"torch"`` runs the fitted network as it is. Predict-time only: the fitted
