@@ -152,10 +152,11 @@ def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
     start(args.threads)
     torch.manual_seed(0)
-    X_train, _, y_train, _ = load_tweet_sentiment(
-        classes=("negative", "positive"), n_train=args.n_train, n_test=1000, random_state=0
-    )  # engine.py's fit, so that its cache serves
-    X = load_tweet_sentiment(classes=("negative", "positive"), n_train=args.n_train, n_test=None, random_state=0)[1]
+    # engine.py's training tweets (the training subsample does not depend on n_test, so its cached fit
+    # serves), and the whole test split
+    X_train, X, y_train, _ = load_tweet_sentiment(
+        classes=("negative", "positive"), n_train=args.n_train, n_test=None, random_state=0
+    )
     clf = EarlyExitTextClassifier(
         resolve_encoder(args.encoder),
         epochs=args.epochs,
