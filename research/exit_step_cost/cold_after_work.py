@@ -31,14 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoTokenizer
 
 from benchmarks._common import command, header, markdown_table, start, write_results
+from research.exit_step_cost.exit_step_cost import packaged_network_and_tweets
 from skearly._utils.batching import tokenize
-from skearly.datasets import load_tweet_sentiment
-from skearly.encoders import default_encoder_path
 from skearly.exit_criteria import MaxProbability
-from skearly.network import MultiExitNetwork
 
 #: Lengths of the pure-Python loops, in milliseconds.
 SPINS_MS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -81,11 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     start(2)
-    torch.manual_seed(0)
-    path = str(default_encoder_path())
-    network = MultiExitNetwork.from_pretrained(path, exit_layers=(1, 2, 3, 4, 5, 6), n_classes=2).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    _, X, _, _ = load_tweet_sentiment(classes=("negative", "positive"), n_train=100, n_test=200, random_state=0)
+    network, tokenizer, X = packaged_network_and_tweets(200)
     lengths = tokenize(tokenizer, X, None, 128).lengths()
     width = int(np.median(lengths))  # a typical tweet: every call below works on one such row
     criterion = MaxProbability()

@@ -133,6 +133,16 @@ def parts_cost(network, ids_per_text, repeats: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def packaged_network_and_tweets(n_texts: int) -> tuple[MultiExitNetwork, object, list[str]]:
+    """The packaged all-MiniLM-L6-v2 with a (fresh) head after each layer, its tokenizer, ``n_texts`` test tweets."""
+    torch.manual_seed(0)
+    path = str(default_encoder_path())
+    network = MultiExitNetwork.from_pretrained(path, exit_layers=(1, 2, 3, 4, 5, 6), n_classes=2).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    _, X, _, _ = load_tweet_sentiment(classes=("negative", "positive"), n_train=100, n_test=n_texts, random_state=0)
+    return network, tokenizer, X
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-texts", type=int, default=200)
@@ -140,11 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     start(2)
-    torch.manual_seed(0)
-    path = str(default_encoder_path())
-    network = MultiExitNetwork.from_pretrained(path, exit_layers=(1, 2, 3, 4, 5, 6), n_classes=2).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    _, X, _, _ = load_tweet_sentiment(classes=("negative", "positive"), n_train=100, n_test=1000, random_state=0)
+    network, tokenizer, X = packaged_network_and_tweets(1000)
     engine_rows = []
     with torch.inference_mode():
         for batch_size, texts, block in ((1, X[: args.n_texts], 10), (64, X, 256)):
