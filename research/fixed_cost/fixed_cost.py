@@ -140,7 +140,7 @@ def run_study(
     repeats: int,
     notes: Callable[[argparse.Namespace], list[str]],
 ) -> None:
-    """The command line both studies of this folder share: parse, measure each encoder, write ``<stem>``."""
+    """The command line both studies of this folder share: parse, measure each encoder, write ``--name``."""
     parser = argparse.ArgumentParser(description=sys.modules[measure_one.__module__].__doc__)
     parser.add_argument("--encoders", default=",".join(FITS))
     parser.add_argument("--threshold", type=float, default=0.6)
@@ -148,6 +148,7 @@ def run_study(
     parser.add_argument("--block", type=int, default=20, help="texts per predict call (as engine.py at batch 1)")
     parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--name", default=stem, help="results file stem")
     args = parser.parse_args(argv)
     start(2)
     torch.manual_seed(0)
@@ -157,7 +158,7 @@ def run_study(
     table = pd.DataFrame(rows)
     script = sys.modules[measure_one.__module__].__file__
     lines = header(title, command(script, argv)) + notes(args) + ["", markdown_table(table)]
-    write_results(args.out, stem, table=table, lines=lines)
+    write_results(args.out, args.name, table=table, lines=lines)
 
 
 def main(argv: list[str] | None = None) -> None:
